@@ -1,0 +1,87 @@
+"""What every order-line job shares: input options, line accounting, shipping its code.
+
+Jobs import :mod:`mr_jobs.records`, so the ``mr_jobs`` package must be importable on the
+nodes that run their tasks, which have only Python and mrjob. :class:`OrderLineJob` zips
+the package when a runner other than ``inline`` is made and passes the zip as a
+``py_files`` entry; mrjob's setup wrapper puts it on the tasks' ``PYTHONPATH`` (Hadoop
+Streaming, the local runner, Spark and EMR alike).
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+import zipfile
+
+from mrjob.job import MRJob
+from mrjob.protocol import BytesValueProtocol
+
+from mr_jobs.job_options import add_input_schema_args, schema_from_options
+from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED, make_line_parser
+
+__all__ = ["OrderLineJob", "package_zip"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_zip_path = None
+
+
+def package_zip():
+    """Path of a zip of the ``mr_jobs`` package (``.py`` files only), made once per process.
+
+    The zip is deleted when the process exits.
+    """
+    global _zip_path
+    if _zip_path is None or not os.path.exists(_zip_path):
+        tmp_dir = tempfile.mkdtemp(prefix="crm-mr-jobs-")
+        atexit.register(shutil.rmtree, tmp_dir, True)
+        path = os.path.join(tmp_dir, "mr_jobs.zip")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(os.listdir(_PACKAGE_DIR)):
+                if name.endswith(".py"):
+                    zf.write(os.path.join(_PACKAGE_DIR, name), f"mr_jobs/{name}")
+        _zip_path = path
+    return _zip_path
+
+
+class OrderLineJob(MRJob):
+    """Base class of jobs that read order lines.
+
+    Subclasses call :meth:`init_line_parser` in their ``mapper_init`` and
+    :meth:`count_line`/:meth:`report_line_counters` for the accounting; raw input lines
+    arrive as bytes so that undecodable ones are counted, not crashed on or guessed at.
+    """
+
+    INPUT_PROTOCOL = BytesValueProtocol
+
+    def configure_args(self):
+        super().configure_args()
+        add_input_schema_args(self)
+
+    def make_runner(self):
+        """Make the runner, shipping the ``mr_jobs`` package to the tasks (see module doc)."""
+        if (self.options.runner or "inline") != "inline":
+            self.options.py_files = list(self.options.py_files or []) + [package_zip()]
+        return super().make_runner()
+
+    def init_line_parser(self, **kwargs):
+        """Build ``self.parse_line`` from the options and reset the line counts.
+
+        Keyword arguments go to :func:`mr_jobs.records.make_line_parser`.
+        """
+        self.schema = schema_from_options(self.options)
+        self.parse_line = make_line_parser(self.schema, **kwargs)
+        self.lines_read = 0
+        self.lines_rejected = {}
+
+    def report_line_counters(self):
+        """Add this task's line counts to the job's counters (call once, at the end).
+
+        Counters: ``crm.lines`` read/accepted/rejected and ``crm.rejected`` by reason.
+        They are summed over tasks; the driver checks read = accepted + rejected.
+        """
+        rejected = sum(self.lines_rejected.values())
+        self.increment_counter(COUNTER_GROUP_LINES, "read", self.lines_read)
+        self.increment_counter(COUNTER_GROUP_LINES, "accepted", self.lines_read - rejected)
+        self.increment_counter(COUNTER_GROUP_LINES, "rejected", rejected)
+        for reason, count in sorted(self.lines_rejected.items()):
+            self.increment_counter(COUNTER_GROUP_REJECTED, reason, count)

@@ -1,0 +1,515 @@
+"""Order-line parsing shared by every job: standard library only.
+
+Jobs run on cluster nodes that have nothing but Python and mrjob, so this module imports
+nothing outside the standard library. It turns one raw input line (bytes) into either a
+parsed record or the name of the reason it was rejected; the jobs count both in mrjob
+counters so that every run accounts for its input::
+
+    lines read = lines accepted + sum(lines rejected by reason)
+
+The canonical input
+-------------------
+CSV with a header line, UTF-8, comma-separated, fields optionally quoted::
+
+    order_id,customer_id,timestamp,item_id,quantity,unit_price[,amount]
+
+============  ========================================================================
+column        meaning
+============  ========================================================================
+order_id      text; one order (basket) is all lines sharing it. Optional column: when
+              absent every line is its own purchase.
+customer_id   text, required, kept exactly as written (leading zeros stay).
+timestamp     ISO 8601: ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS[.ffffff]]`` (space
+              instead of ``T`` allowed), optional ``Z`` or ``+HH:MM`` offset; times with
+              an offset are converted to UTC, naive times are taken as they are.
+              Fractions of a second are dropped.
+item_id       text; optional (RFM does not need it, baskets do).
+quantity      decimal > 0. Optional when ``amount`` is given (then 1).
+unit_price    decimal >= 0. Optional when ``amount`` is given.
+amount        optional decimal >= 0: the line's value. When the column exists and the
+              field is not empty it replaces quantity x unit_price.
+============  ========================================================================
+
+Money and quantities are parsed exactly into integer millionths (micros) and summed as
+integers, so totals do not depend on how the input was split between mappers. A value
+with more than six decimals is rounded half-to-even to six; quantity x unit_price is
+computed exactly and rounded the same way. Each job converts back to a float only when
+it writes its output.
+
+Rejections
+----------
+See :data:`REJECT_REASONS`. Returns and cancellations (negative quantity or amount) are
+not purchases: they are rejected under ``return`` and counted, so a customer's value is
+their gross spend. Lines dated after an explicit ``--as-of`` date are counted under
+``after_as_of``.
+"""
+
+import csv
+import datetime
+from decimal import Decimal, InvalidOperation
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "ROLES",
+    "REJECT_REASONS",
+    "PRESETS",
+    "InputSchema",
+    "SchemaError",
+    "make_line_parser",
+    "parse_decimal_micros",
+    "parse_as_of",
+    "format_seconds",
+    "format_micros",
+    "COUNTER_GROUP_LINES",
+    "COUNTER_GROUP_REJECTED",
+]
+
+CANONICAL_COLUMNS = ("order_id", "customer_id", "timestamp", "item_id", "quantity", "unit_price")
+
+#: Every role a source column can play.
+ROLES = ("order_id", "customer_id", "timestamp", "item_id", "quantity", "unit_price", "amount")
+
+#: Reasons a line is rejected, with what each one means.
+REJECT_REASONS = {
+    "header": "a header line (the first line of a file, or a repeated one)",
+    "blank": "an empty or whitespace-only line",
+    "undecodable": "bytes that are not valid UTF-8",
+    "column_count": "a different number of fields than the schema's columns",
+    "missing_customer": "an empty customer id",
+    "missing_order": "an empty order id although the order column exists",
+    "missing_item": "an empty item id where the job needs items",
+    "bad_timestamp": "a timestamp that does not parse or is not a real date",
+    "bad_quantity": "a quantity that is empty or not a finite number",
+    "zero_quantity": "a quantity of zero",
+    "bad_price": "a unit price that is empty, not a finite number, or negative",
+    "bad_amount": "an amount that is not a finite number",
+    "return": "a negative quantity or amount (returns and cancellations are not purchases)",
+    "after_as_of": "dated after the --as-of date given for the run",
+}
+
+COUNTER_GROUP_LINES = "crm.lines"
+COUNTER_GROUP_REJECTED = "crm.rejected"
+
+_MICRO = 1_000_000
+_SECONDS_PER_DAY = 86_400
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+_TIMESTAMP_FORMATS = ("iso", "epoch")
+_DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "tab": "\t", ";": ";", "|": "|"}
+_WHITESPACE = "whitespace"
+
+
+class SchemaError(ValueError):
+    """An input schema (columns, role mapping, delimiter, timestamp format) is invalid."""
+
+
+class InputSchema:
+    """How to read one input dialect: its columns, which role each plays, how to split.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The source file's column names, in order.
+    mapping : dict, optional
+        ``{role: source column name}``. Roles not given map to a column of the same name,
+        if there is one.
+    delimiter : str
+        ``","`` (default), ``"\\t"``, ``";"``, ``"|"`` or ``"whitespace"`` (runs of blanks,
+        leading blanks ignored, as in the CDNOW log).
+    timestamp_format : str
+        ``"iso"`` (default), ``"epoch"`` (seconds since 1970-01-01 UTC) or a
+        :func:`datetime.datetime.strptime` pattern such as ``"%Y%m%d"``.
+
+    Raises
+    ------
+    SchemaError
+        When a required role has no column, a mapping names a column that does not exist,
+        or the delimiter or timestamp format is unknown.
+    """
+
+    def __init__(self, columns, mapping=None, delimiter=",", timestamp_format="iso"):
+        columns = tuple(str(c).strip() for c in columns)
+        if len(set(columns)) != len(columns) or not all(columns):
+            raise SchemaError(f"columns={list(columns)!r} must be distinct and non-empty")
+        mapping = dict(mapping or {})
+        for role in mapping:
+            if role not in ROLES:
+                raise SchemaError(f"unknown role {role!r} in the column mapping; roles: {ROLES}")
+        roles = {}
+        for role in ROLES:
+            name = mapping.get(role, role)
+            if name in columns:
+                roles[role] = columns.index(name)
+            elif role in mapping:
+                raise SchemaError(
+                    f"the mapping {role}={name!r} names a column that is not in "
+                    f"columns={list(columns)!r}"
+                )
+        for role in ("customer_id", "timestamp"):
+            if role not in roles:
+                raise SchemaError(f"no column for the required role {role!r} in {list(columns)!r}")
+        if "amount" not in roles and not ("quantity" in roles and "unit_price" in roles):
+            raise SchemaError(
+                f"columns={list(columns)!r} need either an 'amount' column or both "
+                "'quantity' and 'unit_price'"
+            )
+        if delimiter != _WHITESPACE and delimiter not in _DELIMITERS:
+            raise SchemaError(
+                f"delimiter={delimiter!r} is not one of {sorted(_DELIMITERS) + [_WHITESPACE]}"
+            )
+        if timestamp_format not in _TIMESTAMP_FORMATS and "%" not in timestamp_format:
+            raise SchemaError(
+                f"timestamp_format={timestamp_format!r} should be 'iso', 'epoch' or a "
+                "strptime pattern such as '%Y%m%d'"
+            )
+        self.columns = columns
+        self.roles = roles
+        self.delimiter = delimiter if delimiter == _WHITESPACE else _DELIMITERS[delimiter]
+        self.timestamp_format = timestamp_format
+
+    @property
+    def mapping(self):
+        """``{role: column name}`` for every role that has a column."""
+        return {role: self.columns[i] for role, i in self.roles.items()}
+
+    def has(self, role):
+        """Whether some column plays ``role``."""
+        return role in self.roles
+
+    def to_dict(self):
+        """A JSON-able description, the inverse of :meth:`from_dict`."""
+        return {
+            "columns": list(self.columns),
+            "mapping": self.mapping,
+            "delimiter": self.delimiter,
+            "timestamp_format": self.timestamp_format,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        """Build a schema from :meth:`to_dict`'s output."""
+        return cls(d["columns"], d.get("mapping"), d.get("delimiter", ","), d["timestamp_format"])
+
+    def __eq__(self, other):
+        return isinstance(other, InputSchema) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"InputSchema({self.to_dict()!r})"
+
+
+#: Known dialects. ``cdnow`` is the CDNOW master log shipped with lifetimes.
+PRESETS = {
+    "canonical": InputSchema(CANONICAL_COLUMNS),
+    "cdnow": InputSchema(
+        ("customer_id", "date", "number_of_cds", "dollar_value"),
+        {"timestamp": "date", "quantity": "number_of_cds", "amount": "dollar_value"},
+        delimiter=_WHITESPACE,
+        timestamp_format="%Y%m%d",
+    ),
+}
+
+
+def parse_decimal_micros(text):
+    """Exact value of a decimal string in integer millionths.
+
+    Parameters
+    ----------
+    text : str
+        ``"12"``, ``"-3.5"``, ``"0.125"``, ``"1e3"``; surrounding blanks are ignored.
+
+    Returns
+    -------
+    int or None
+        The value x 10**6, rounded half-to-even beyond six decimals; ``None`` when the
+        text is empty, not a number, infinite or NaN.
+
+    Examples
+    --------
+    >>> parse_decimal_micros("11.77")
+    11770000
+    >>> parse_decimal_micros("n/a") is None
+    True
+    """
+    if text.isdigit() and text.isascii():
+        return int(text) * _MICRO
+    whole, dot, frac = text.partition(".")
+    if dot and len(frac) <= 6 and (frac.isdigit() or not frac) and frac.isascii():
+        sign = 1
+        if whole[:1] in ("-", "+"):
+            sign = -1 if whole[0] == "-" else 1
+            whole = whole[1:]
+        if (whole.isdigit() and whole.isascii()) or (not whole and frac):
+            return sign * (int(whole or "0") * _MICRO + int(frac.ljust(6, "0")))
+    return _parse_decimal_slow(text)
+
+
+def _parse_decimal_slow(text):
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    return int((value * _MICRO).to_integral_value())  # ROUND_HALF_EVEN by default
+
+
+def _mul_micros(a, b):
+    """a x b for two micro-unit integers, in micro units, rounded half-to-even."""
+    q, r = divmod(a * b, _MICRO)
+    if r * 2 > _MICRO or (r * 2 == _MICRO and q & 1):
+        q += 1
+    return q
+
+
+def format_micros(micros):
+    """A micro-unit integer as the float nearest to its exact decimal value.
+
+    Integers become ints (``3000000 -> 3``), so quantities print without ``.0``.
+    """
+    if micros % _MICRO == 0:
+        return micros // _MICRO
+    return micros / _MICRO  # int / int is correctly rounded
+
+
+def format_seconds(seconds):
+    """Seconds since 0001-01-01T00:00 (as used in records) as ``YYYY-MM-DDTHH:MM:SS``."""
+    days, secs = divmod(seconds, _SECONDS_PER_DAY)
+    hours, secs = divmod(secs, 3600)
+    minutes, secs = divmod(secs, 60)
+    day = datetime.date.fromordinal(days)
+    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def parse_as_of(text):
+    """An ``--as-of`` date (``YYYY-MM-DD``) as a proleptic Gregorian day ordinal.
+
+    Raises
+    ------
+    ValueError
+        Naming the value, when it is not a real ISO date.
+    """
+    try:
+        return datetime.date.fromisoformat(text.strip()[:10]).toordinal()
+    except (ValueError, AttributeError):
+        raise ValueError(f"as_of={text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def _iso_date_ordinal(text, cache):
+    ordinal = cache.get(text)
+    if ordinal is None:
+        if len(text) != 10 or text[4] != "-" or text[7] != "-":
+            return None
+        y, m, d = text[0:4], text[5:7], text[8:10]
+        if not (y.isdigit() and m.isdigit() and d.isdigit() and text.isascii()):
+            return None
+        try:
+            ordinal = datetime.date(int(y), int(m), int(d)).toordinal()
+        except ValueError:
+            return None
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[text] = ordinal
+    return ordinal
+
+
+def _make_timestamp_parser(fmt):
+    """A function ``text -> seconds since 0001-01-01T00:00`` or ``None`` if invalid."""
+    date_cache = {}
+
+    if fmt == "iso":
+
+        def parse_iso(text):
+            if len(text) == 10:
+                ordinal = _iso_date_ordinal(text, date_cache)
+                return None if ordinal is None else ordinal * _SECONDS_PER_DAY
+            ordinal = _iso_date_ordinal(text[:10], date_cache)
+            if ordinal is None:
+                return None
+            if (
+                len(text) == 19
+                and text[10] in "T "
+                and text[13] == ":"
+                and text[16] == ":"
+                and text[11:13].isdigit()
+                and text[14:16].isdigit()
+                and text[17:19].isdigit()
+            ):
+                h, mi, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
+                if h < 24 and mi < 60 and s < 60:
+                    return ordinal * _SECONDS_PER_DAY + h * 3600 + mi * 60 + s
+                return None
+            return _parse_iso_slow(text)
+
+        return parse_iso
+
+    if fmt == "epoch":
+
+        def parse_epoch(text):
+            micros = parse_decimal_micros(text)
+            if micros is None:
+                return None
+            seconds = micros // _MICRO + _EPOCH_ORDINAL * _SECONDS_PER_DAY
+            if not _SECONDS_PER_DAY <= seconds < 3_652_060 * _SECONDS_PER_DAY:
+                return None
+            return seconds
+
+        return parse_epoch
+
+    def parse_pattern(text):
+        seconds = date_cache.get(text)
+        if seconds is None:
+            try:
+                dt = datetime.datetime.strptime(text.strip(), fmt)
+            except ValueError:
+                return None
+            seconds = _datetime_seconds(dt)
+            if len(date_cache) > 200_000:
+                date_cache.clear()
+            date_cache[text] = seconds
+        return seconds
+
+    return parse_pattern
+
+
+def _datetime_seconds(dt):
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return dt.toordinal() * _SECONDS_PER_DAY + dt.hour * 3600 + dt.minute * 60 + dt.second
+
+
+def _parse_iso_slow(text):
+    text = text.strip()
+    if len(text) < 11 or text[10] not in "T ":
+        return None
+    try:
+        dt = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return _datetime_seconds(dt)
+
+
+def make_line_parser(schema, require_item=False, until_ordinal=None):
+    """Build the function that parses one raw line under ``schema``.
+
+    Parameters
+    ----------
+    schema : InputSchema
+    require_item : bool
+        Reject lines with an empty item id (``missing_item``), for jobs that need items.
+    until_ordinal : int, optional
+        Day ordinal of an explicit as-of date: later lines are rejected (``after_as_of``).
+
+    Returns
+    -------
+    callable
+        ``parse(raw: bytes) -> tuple | str``. A tuple is an accepted record
+        ``(customer_id, order_id or None, seconds, item_id or None, quantity_micros,
+        value_micros)`` where ``seconds`` counts from 0001-01-01T00:00; a str is the
+        rejection reason, a key of :data:`REJECT_REASONS`.
+
+    Notes
+    -----
+    The common path (no quotes, plain numbers, cached dates) does no regular-expression
+    work and allocates one tuple per line; the checks that only matter for rejected lines
+    (is it a header?) run only after a line has failed.
+    """
+    roles = schema.roles
+    n_columns = len(schema.columns)
+    delimiter = schema.delimiter
+    whitespace = delimiter == _WHITESPACE
+    i_customer = roles["customer_id"]
+    i_timestamp = roles["timestamp"]
+    i_order = roles.get("order_id")
+    i_item = roles.get("item_id")
+    i_quantity = roles.get("quantity")
+    i_price = roles.get("unit_price")
+    i_amount = roles.get("amount")
+    header = tuple(c.lower() for c in schema.columns)
+    parse_timestamp = _make_timestamp_parser(schema.timestamp_format)
+    until = None if until_ordinal is None else (until_ordinal + 1) * _SECONDS_PER_DAY
+    parse_decimal = parse_decimal_micros
+
+    def split(line):
+        if whitespace:
+            return line.split()
+        if '"' in line:
+            return next(csv.reader([line], delimiter=delimiter))
+        return line.split(delimiter)
+
+    def is_header(fields):
+        names = tuple(f.strip().lstrip("\ufeff").lower() for f in fields)
+        if names == header:
+            return True
+        return (
+            len(names) == n_columns
+            and names[i_customer] == header[i_customer]
+            and names[i_timestamp] == header[i_timestamp]
+        )
+
+    def reject(fields, reason):
+        return "header" if is_header(fields) else reason
+
+    def parse(raw):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "undecodable"
+        fields = split(line)
+        if len(fields) != n_columns:
+            if not line.strip():
+                return "blank"
+            return reject(fields, "column_count")
+        customer = fields[i_customer].strip()
+        if not customer:
+            return reject(fields, "missing_customer")
+        seconds = parse_timestamp(fields[i_timestamp].strip())
+        if seconds is None:
+            return reject(fields, "bad_timestamp")
+        if i_order is None:
+            order = None
+        else:
+            order = fields[i_order].strip()
+            if not order:
+                return "missing_order"
+        if i_item is None:
+            item = None
+        else:
+            item = fields[i_item].strip() or None
+        if item is None and require_item:
+            return "missing_item"
+
+        if i_quantity is None:
+            quantity = _MICRO
+        else:
+            quantity = parse_decimal(fields[i_quantity])
+            if quantity is None:
+                return reject(fields, "bad_quantity")
+            if quantity <= 0:
+                return "zero_quantity" if quantity == 0 else "return"
+
+        value = None
+        if i_amount is not None:
+            text = fields[i_amount]
+            if text and not text.isspace():
+                value = parse_decimal(text)
+                if value is None:
+                    return reject(fields, "bad_amount")
+                if value < 0:
+                    return "return"
+        if value is None:
+            if i_price is None:
+                return "bad_amount"
+            price = parse_decimal(fields[i_price])
+            if price is None or price < 0:
+                return reject(fields, "bad_price")
+            value = quantity * price // _MICRO if quantity % _MICRO == 0 else None
+            if value is None:
+                value = _mul_micros(quantity, price)
+
+        if until is not None and seconds >= until:
+            return "after_as_of"
+        return (customer, order, seconds, item, quantity, value)
+
+    return parse
