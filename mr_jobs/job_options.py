@@ -3,11 +3,9 @@
 Standard library and mrjob only, like the jobs themselves.
 """
 
-import json
+from mr_jobs.records import PRESETS, InputSchema, SchemaError
 
-from mr_jobs.records import PRESETS, InputSchema
-
-__all__ = ["add_input_schema_args", "schema_from_options", "schema_to_args"]
+__all__ = ["add_input_schema_args", "build_schema", "schema_from_options", "schema_to_args"]
 
 
 def add_input_schema_args(job):
@@ -47,27 +45,55 @@ def add_input_schema_args(job):
     )
 
 
-def schema_from_options(options):
-    """The :class:`~mr_jobs.records.InputSchema` that a job's parsed options describe.
+def build_schema(
+    input_format="canonical", columns=None, column_map=(), delimiter=None, timestamp_format=None
+):
+    """The :class:`~mr_jobs.records.InputSchema` for a dialect and overrides.
+
+    Parameters
+    ----------
+    input_format : str
+        A key of :data:`mr_jobs.records.PRESETS`.
+    columns : sequence of str or str, optional
+        Source column names in file order (a comma-separated string is split); replaces
+        the dialect's columns and its role mapping.
+    column_map : iterable of str
+        ``"ROLE=COLUMN"`` items.
+    delimiter, timestamp_format : str, optional
+        Override the dialect's.
 
     Raises
     ------
     mr_jobs.records.SchemaError
-        When the options do not describe a usable schema.
+        When the result is not a usable schema, naming the bad value.
     """
-    preset = PRESETS[options.input_format]
-    mapping = dict(preset.mapping) if options.columns is None else {}
-    for item in options.column_map:
+    if input_format not in PRESETS:
+        raise SchemaError(f"input_format={input_format!r} is not one of {sorted(PRESETS)}")
+    preset = PRESETS[input_format]
+    if isinstance(columns, str):
+        columns = columns.split(",")
+    mapping = dict(preset.mapping) if columns is None else {}
+    for item in column_map:
         role, sep, column = item.partition("=")
         if not sep:
-            raise ValueError(f"--map {item!r} should look like ROLE=COLUMN")
+            raise SchemaError(f"--map {item!r} should look like ROLE=COLUMN")
         mapping[role.strip()] = column.strip()
-    columns = preset.columns if options.columns is None else options.columns.split(",")
     return InputSchema(
-        columns,
+        preset.columns if columns is None else columns,
         mapping,
-        delimiter=options.delimiter or preset.delimiter,
-        timestamp_format=options.timestamp_format or preset.timestamp_format,
+        delimiter=delimiter or preset.delimiter,
+        timestamp_format=timestamp_format or preset.timestamp_format,
+    )
+
+
+def schema_from_options(options):
+    """The schema that a job's parsed options describe (see :func:`build_schema`)."""
+    return build_schema(
+        options.input_format,
+        options.columns,
+        options.column_map,
+        options.delimiter,
+        options.timestamp_format,
     )
 
 
@@ -80,8 +106,3 @@ def schema_to_args(schema):
     delimiter = {"\t": "tab"}.get(schema.delimiter, schema.delimiter)
     args += ["--delimiter", delimiter, "--timestamp-format", schema.timestamp_format]
     return args
-
-
-def dumps(value):
-    """Compact JSON, as the jobs write it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -244,7 +244,7 @@ def parse_decimal_micros(text):
 
 def _parse_decimal_slow(text):
     text = text.strip()
-    if not text:
+    if not text or not text.isascii():
         return None
     try:
         value = Decimal(text)

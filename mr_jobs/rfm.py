@@ -36,7 +36,28 @@ from mrjob.step import MRStep
 from mr_jobs.base import OrderLineJob
 from mr_jobs.records import format_micros, format_seconds, parse_as_of
 
-__all__ = ["MRCustomerRFM", "apply_as_of", "period_of_day"]
+__all__ = ["MRCustomerRFM", "RFM_COLUMNS", "apply_as_of", "period_of_day"]
+
+#: The fields of each output row, in order.
+RFM_COLUMNS = (
+    "customer_id",
+    "first_purchase",
+    "last_purchase",
+    "orders",
+    "purchase_days",
+    "lines",
+    "total_quantity",
+    "total_value",
+    "mean_order_value",
+    "as_of",
+    "recency_days",
+    "tenure_days",
+    "period",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+)
 
 _SECONDS_PER_DAY = 86_400
 _MICRO = 1_000_000

@@ -1,0 +1,56 @@
+"""Shared test helpers: sandboxed job runs and the real datasets.
+
+Jobs run with ``--no-conf`` so a user's own mrjob config never leaks into a test.
+The real datasets live in ``../shared/datasets`` beside the checkout (or where
+``CRM_DATASETS`` points); without them the golden tests skip, except under ``CI=true``,
+where a missing prerequisite is a failure.
+"""
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = Path(os.environ.get("CRM_DATASETS", REPO.parent / "shared" / "datasets"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition, reason):
+    """Skip when ``condition`` is false, or fail under CI=true (no silent skips in CI)."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and a prerequisite is missing: {reason}")
+    pytest.skip(reason)
+
+
+def run_job(job_cls, raw_input=b"", args=(), runner="inline", input_paths=None):
+    """Run a job on ``raw_input`` (bytes or str) and return (rows, counters).
+
+    ``rows`` are the decoded JSON output values; ``counters`` are the first step's.
+    With ``input_paths`` the job reads those files instead of stdin.
+    """
+    if isinstance(raw_input, str):
+        raw_input = raw_input.encode("utf-8")
+    argv = ["--no-conf", "-r", runner, *args]
+    if input_paths:
+        argv += [str(p) for p in input_paths]
+    else:
+        argv.append("-")
+    job = job_cls(args=argv)
+    job.sandbox(stdin=io.BytesIO(raw_input))
+    with job.make_runner() as runner_:
+        runner_.run()
+        rows = [json.loads(line) for line in runner_.cat_output() if line.strip()]
+        counters = runner_.counters()
+    return rows, (counters[0] if counters else {})
+
+
+@pytest.fixture(scope="session")
+def cdnow_path():
+    path = DATASETS / "cdnow" / "CDNOW_master.txt"
+    require(path.exists(), f"the CDNOW log is not at {path} (set CRM_DATASETS)")
+    return path
