@@ -8,6 +8,8 @@ Streaming, the local runner, Spark and EMR alike).
 """
 
 import atexit
+import gc
+import io
 import os
 import shutil
 import tempfile
@@ -57,11 +59,60 @@ class OrderLineJob(MRJob):
         super().configure_args()
         add_input_schema_args(self)
 
+    def _buffer_task_output(self):
+        """Buffer task output even under ``python -u`` / ``PYTHONUNBUFFERED``.
+
+        mrjob writes each record with two ``write`` calls; on an unbuffered stdout each
+        one is a system call, which made tasks 25% slower or more. Tasks run by the inline
+        runner are already sandboxed into buffers and are left alone.
+        """
+        out = self.stdout
+        if isinstance(out, io.RawIOBase):
+            buffered = io.BufferedWriter(out, buffer_size=1 << 16)
+            self.sandbox(stdin=self.stdin, stdout=buffered, stderr=self.stderr)
+
+    def run_mapper(self, step_num=0):
+        self._buffer_task_output()
+        try:
+            super().run_mapper(step_num)
+        finally:
+            self.stdout.flush()
+
+    def run_combiner(self, step_num=0):
+        self._buffer_task_output()
+        try:
+            super().run_combiner(step_num)
+        finally:
+            self.stdout.flush()
+
+    def run_reducer(self, step_num=0):
+        self._buffer_task_output()
+        try:
+            super().run_reducer(step_num)
+        finally:
+            self.stdout.flush()
+
     def make_runner(self):
         """Make the runner, shipping the ``mr_jobs`` package to the tasks (see module doc)."""
         if (self.options.runner or "inline") != "inline":
             self.options.py_files = list(self.options.py_files or []) + [package_zip()]
         return super().make_runner()
+
+    @staticmethod
+    def pause_gc():
+        """Pause the cyclic garbage collector while a task accumulates records.
+
+        In-mapper combining holds millions of small lists and dicts; each collection
+        walks all of them, which cost a fifth of the mapper's time. The records hold no
+        reference cycles, so nothing leaks; :meth:`resume_gc` turns it back on (the
+        inline runner runs tasks inside the driver process).
+        """
+        gc.disable()
+
+    @staticmethod
+    def resume_gc():
+        """Turn the cyclic garbage collector back on (see :meth:`pause_gc`)."""
+        gc.enable()
 
     def init_line_parser(self, **kwargs):
         """Build ``self.parse_line`` from the options and reset the line counts.

@@ -92,6 +92,7 @@ COUNTER_GROUP_REJECTED = "crm.rejected"
 
 _MICRO = 1_000_000
 _SECONDS_PER_DAY = 86_400
+_CACHE_SIZE = 100_000
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _TIMESTAMP_FORMATS = ("iso", "epoch")
 _DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "tab": "\t", ";": ";", "|": "|"}
@@ -276,10 +277,19 @@ def format_micros(micros):
 def format_seconds(seconds):
     """Seconds since 0001-01-01T00:00 (as used in records) as ``YYYY-MM-DDTHH:MM:SS``."""
     days, secs = divmod(seconds, _SECONDS_PER_DAY)
+    text = _DAY_TEXT.get(days)
+    if text is None:
+        text = datetime.date.fromordinal(days).isoformat()
+        if len(_DAY_TEXT) < _CACHE_SIZE:
+            _DAY_TEXT[days] = text
+    if not secs:
+        return text + "T00:00:00"
     hours, secs = divmod(secs, 3600)
     minutes, secs = divmod(secs, 60)
-    day = datetime.date.fromordinal(days)
-    return f"{day.isoformat()}T{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{text}T{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+_DAY_TEXT = {}
 
 
 def parse_as_of(text):
@@ -358,17 +368,10 @@ def _make_timestamp_parser(fmt):
         return parse_epoch
 
     def parse_pattern(text):
-        seconds = date_cache.get(text)
-        if seconds is None:
-            try:
-                dt = datetime.datetime.strptime(text.strip(), fmt)
-            except ValueError:
-                return None
-            seconds = _datetime_seconds(dt)
-            if len(date_cache) > 200_000:
-                date_cache.clear()
-            date_cache[text] = seconds
-        return seconds
+        try:
+            return _datetime_seconds(datetime.datetime.strptime(text, fmt))
+        except ValueError:
+            return None
 
     return parse_pattern
 
@@ -430,13 +433,10 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     parse_timestamp = _make_timestamp_parser(schema.timestamp_format)
     until = None if until_ordinal is None else (until_ordinal + 1) * _SECONDS_PER_DAY
     parse_decimal = parse_decimal_micros
-
-    def split(line):
-        if whitespace:
-            return line.split()
-        if '"' in line:
-            return next(csv.reader([line], delimiter=delimiter))
-        return line.split(delimiter)
+    # Quantities and prices repeat a lot: parsed texts are memoised (bounded).
+    quantity_cache = {}
+    money_cache = {}
+    timestamp_cache = {}
 
     def is_header(fields):
         names = tuple(f.strip().lstrip("\ufeff").lower() for f in fields)
@@ -456,17 +456,29 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             return "undecodable"
-        fields = split(line)
+        if whitespace:
+            fields = line.split()
+        elif '"' in line:
+            fields = next(csv.reader([line], delimiter=delimiter))
+        else:
+            fields = line.split(delimiter)
         if len(fields) != n_columns:
             if not line.strip():
                 return "blank"
             return reject(fields, "column_count")
-        customer = fields[i_customer].strip()
+        customer = fields[i_customer]
+        if not whitespace:  # a whitespace split leaves nothing to strip
+            customer = customer.strip()
         if not customer:
             return reject(fields, "missing_customer")
-        seconds = parse_timestamp(fields[i_timestamp].strip())
+        text = fields[i_timestamp]
+        seconds = timestamp_cache.get(text)
         if seconds is None:
-            return reject(fields, "bad_timestamp")
+            seconds = parse_timestamp(text.strip())
+            if seconds is None:
+                return reject(fields, "bad_timestamp")
+            if len(timestamp_cache) < _CACHE_SIZE:
+                timestamp_cache[text] = seconds
         if i_order is None:
             order = None
         else:
@@ -483,25 +495,38 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if i_quantity is None:
             quantity = _MICRO
         else:
-            quantity = parse_decimal(fields[i_quantity])
+            text = fields[i_quantity]
+            quantity = quantity_cache.get(text)
             if quantity is None:
-                return reject(fields, "bad_quantity")
+                quantity = parse_decimal(text)
+                if quantity is None:
+                    return reject(fields, "bad_quantity")
+                if len(quantity_cache) < _CACHE_SIZE:
+                    quantity_cache[text] = quantity
             if quantity <= 0:
                 return "zero_quantity" if quantity == 0 else "return"
 
         value = None
         if i_amount is not None:
             text = fields[i_amount]
-            if text and not text.isspace():
+            value = money_cache.get(text)
+            if value is None and text and not text.isspace():
                 value = parse_decimal(text)
                 if value is None:
                     return reject(fields, "bad_amount")
-                if value < 0:
-                    return "return"
+                if len(money_cache) < _CACHE_SIZE:
+                    money_cache[text] = value
+            if value is not None and value < 0:
+                return "return"
         if value is None:
             if i_price is None:
                 return "bad_amount"
-            price = parse_decimal(fields[i_price])
+            text = fields[i_price]
+            price = money_cache.get(text)
+            if price is None:
+                price = parse_decimal(text)
+                if price is not None and len(money_cache) < _CACHE_SIZE:
+                    money_cache[text] = price
             if price is None or price < 0:
                 return reject(fields, "bad_price")
             value = quantity * price // _MICRO if quantity % _MICRO == 0 else None

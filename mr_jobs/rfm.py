@@ -29,14 +29,15 @@ grows with the number of customers per mapper, not with the number of lines.
 """
 
 import datetime
+import json
 
-from mrjob.protocol import JSONValueProtocol
 from mrjob.step import MRStep
 
 from mr_jobs.base import OrderLineJob
+from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
 from mr_jobs.records import format_micros, format_seconds, parse_as_of
 
-__all__ = ["MRCustomerRFM", "RFM_COLUMNS", "apply_as_of", "period_of_day"]
+__all__ = ["MRCustomerRFM", "RFM_COLUMNS", "apply_as_of", "encode_row", "period_of_day"]
 
 #: The fields of each output row, in order.
 RFM_COLUMNS = (
@@ -62,8 +63,62 @@ RFM_COLUMNS = (
 _SECONDS_PER_DAY = 86_400
 _MICRO = 1_000_000
 
-# Positions in the per-customer partial record that mappers emit and reducers merge.
+# Positions in a mapper's per-customer record. It is emitted flat as
+# [first, last, lines, quantity, value, orders, day, day_value, day, day_value, ...]
+# where orders is a list of order ids, or a count of lines when there is no order column.
 _FIRST, _LAST, _LINES, _QUANTITY, _VALUE, _DAYS, _ORDERS = range(7)
+_FLAT_DAYS = 6
+
+
+_encode_str = json.encoder.encode_basestring  # JSON string literal, quotes included
+_ROW_TEMPLATE = (
+    '{"customer_id":%s,"first_purchase":"%s","last_purchase":"%s","orders":%d,'
+    '"purchase_days":%d,"lines":%d,"total_quantity":%r,"total_value":%r,'
+    '"mean_order_value":%r,"as_of":%s,"recency_days":%s,"tenure_days":%s,"period":"%s",'
+    '"frequency":%d,"recency":%d,"T":%s,"monetary_value":%r}'
+)
+
+
+def _nullable(value):
+    if value is None:
+        return "null"
+    return _encode_str(value) if type(value) is str else repr(value)
+
+
+def encode_row(row):
+    """Compact JSON text of an output row, byte-identical to ``json.dumps(row,
+    separators=(",", ":"), ensure_ascii=False)`` and about three times faster.
+
+    The job writes millions of rows; a template with the row's known types avoids the
+    generic encoder's per-key work. ``%r`` of an int or a float is exactly the text the
+    ``json`` module writes for it.
+    """
+    return _ROW_TEMPLATE % (
+        _encode_str(row["customer_id"]),
+        row["first_purchase"],
+        row["last_purchase"],
+        row["orders"],
+        row["purchase_days"],
+        row["lines"],
+        row["total_quantity"],
+        row["total_value"],
+        row["mean_order_value"],
+        _nullable(row["as_of"]),
+        _nullable(row["recency_days"]),
+        _nullable(row["tenure_days"]),
+        row["period"],
+        row["frequency"],
+        row["recency"],
+        _nullable(row["T"]),
+        row["monetary_value"],
+    )
+
+
+class RFMRowProtocol(CompactJSONValueProtocol):
+    """The job's output protocol: one JSON object per line, written by :func:`encode_row`."""
+
+    def write(self, key, value):
+        return encode_row(value).encode()
 
 
 def period_of_day(day_ordinal, period):
@@ -104,7 +159,8 @@ def apply_as_of(row, as_of_ordinal):
 class MRCustomerRFM(OrderLineJob):
     """Per-customer recency, frequency and monetary aggregates (see the module docstring)."""
 
-    OUTPUT_PROTOCOL = JSONValueProtocol
+    INTERNAL_PROTOCOL = CompactJSONProtocol
+    OUTPUT_PROTOCOL = RFMRowProtocol
 
     def configure_args(self):
         super().configure_args()
@@ -132,7 +188,9 @@ class MRCustomerRFM(OrderLineJob):
                 mapper_init=self.mapper_init_parser,
                 mapper=self.mapper_accumulate_line,
                 mapper_final=self.mapper_final_emit_customers,
+                reducer_init=self.reducer_init_options,
                 reducer=self.reducer_merge_customer,
+                reducer_final=self.resume_gc,
             )
         ]
 
@@ -142,6 +200,8 @@ class MRCustomerRFM(OrderLineJob):
         as_of = self.options.as_of
         self.init_line_parser(until_ordinal=None if as_of is None else parse_as_of(as_of))
         self._customers = {}
+        self._combine_max = self.options.combine_max
+        self.pause_gc()
 
     def mapper_accumulate_line(self, _, raw):
         self.lines_read += 1
@@ -162,7 +222,7 @@ class MRCustomerRFM(OrderLineJob):
                 {day: value},
                 None if order is None else {order},
             ]
-            if len(self._customers) >= self.options.combine_max:
+            if len(self._customers) >= self._combine_max:
                 # a plain function (no per-line generator); it returns pairs only to flush
                 return self._emit_customers()
             return None
@@ -181,7 +241,8 @@ class MRCustomerRFM(OrderLineJob):
 
     def mapper_final_emit_customers(self):
         self.report_line_counters()
-        return self._emit_customers()
+        yield from self._emit_customers()
+        self.resume_gc()  # after emitting: a collection would walk every held record
 
     def _emit_customers(self):
         customers, self._customers = self._customers, {}
@@ -190,51 +251,64 @@ class MRCustomerRFM(OrderLineJob):
 
     def _encode_partial(self, acc):
         orders = acc[_ORDERS]
-        return [
+        record = [
             acc[_FIRST],
             acc[_LAST],
             acc[_LINES],
             acc[_QUANTITY],
             acc[_VALUE],
-            sorted(acc[_DAYS].items()),
             acc[_LINES] if orders is None else sorted(orders),
         ]
+        for day_value in acc[_DAYS].items():
+            record += day_value
+        return record
 
     # -- reducer --------------------------------------------------------------------------
 
+    def reducer_init_options(self):
+        self._period = self.options.period
+        as_of = self.options.as_of
+        self._as_of_ordinal = None if as_of is None else parse_as_of(as_of)
+        self.pause_gc()
+
     def reducer_merge_customer(self, customer, partials):
-        first = last = None
-        lines = quantity = value = 0
-        days = {}
-        orders = set()
-        order_count = 0
-        for p in partials:
-            if first is None or p[_FIRST] < first:
+        partials = iter(partials)
+        p = next(partials)
+        first, last, lines, quantity, value, orders = p[:_FLAT_DAYS]
+        days = dict(zip(p[_FLAT_DAYS::2], p[_FLAT_DAYS + 1 :: 2], strict=True))
+        order_ids = None if type(orders) is int else set(orders)
+        for p in partials:  # only customers seen by more than one mapper get here
+            if p[_FIRST] < first:
                 first = p[_FIRST]
-            if last is None or p[_LAST] > last:
+            if p[_LAST] > last:
                 last = p[_LAST]
             lines += p[_LINES]
             quantity += p[_QUANTITY]
             value += p[_VALUE]
-            for day, day_value in p[_DAYS]:
-                days[day] = days.get(day, 0) + day_value
-            if isinstance(p[_ORDERS], list):
-                orders.update(p[_ORDERS])
+            flat = p[_FLAT_DAYS:]
+            for i in range(0, len(flat), 2):
+                days[flat[i]] = days.get(flat[i], 0) + flat[i + 1]
+            if order_ids is None:
+                orders += p[_FLAT_DAYS - 1]
             else:
-                order_count += p[_ORDERS]
-        n_orders = len(orders) + order_count
+                order_ids.update(p[_FLAT_DAYS - 1])
+        n_orders = orders if order_ids is None else len(order_ids)
         row = self._customer_row(customer, first, last, lines, quantity, value, days, n_orders)
         yield None, row
 
     def _customer_row(self, customer, first, last, lines, quantity, value, days, n_orders):
-        period = self.options.period
-        periods = {}
-        for day, day_value in days.items():
-            key = period_of_day(day, period)
-            periods[key] = periods.get(key, 0) + day_value
-        ordered = sorted(periods)
-        frequency = len(ordered) - 1
-        repeat_value = sum(periods[p] for p in ordered[1:])
+        period = self._period
+        if period == "D":
+            periods = days
+        else:
+            periods = {}
+            for day, day_value in days.items():
+                key = period_of_day(day, period)
+                periods[key] = periods.get(key, 0) + day_value
+        first_period = min(periods)
+        frequency = len(periods) - 1
+        # the periods' values add up to the customer's total value
+        repeat_value = value - periods[first_period]
         row = {
             "customer_id": customer,
             "first_purchase": format_seconds(first),
@@ -250,12 +324,12 @@ class MRCustomerRFM(OrderLineJob):
             "tenure_days": None,
             "period": period,
             "frequency": frequency,
-            "recency": ordered[-1] - ordered[0],
+            "recency": max(periods) - first_period,
             "T": None,
             "monetary_value": repeat_value / (frequency * _MICRO) if frequency else 0.0,
         }
-        if self.options.as_of is not None:
-            apply_as_of(row, parse_as_of(self.options.as_of))
+        if self._as_of_ordinal is not None:
+            apply_as_of(row, self._as_of_ordinal)
         return row
 
 

@@ -242,3 +242,16 @@ def test_output_lines_are_json_objects():
         runner.run()
         raw = [line for line in runner.cat_output() if line.strip()]
     assert all(isinstance(json.loads(line), dict) for line in raw)
+
+
+def test_encode_row_is_byte_identical_to_the_json_module(cdnow_path):
+    from mr_jobs.protocols import dumps
+    from mr_jobs.rfm import encode_row
+
+    rows, _ = run_job(MRCustomerRFM, HAND.replace(",A,", ',"Zoë ""A"", \\\\",'))
+    rows += _job_summary(cdnow_path, "W").reset_index().to_dict("records")[:2000]
+    rows.append({**rows[0], "total_quantity": 2.5, "as_of": "2023-01-10", "T": 3})
+    assert 'Zoë "A", \\\\' in {r["customer_id"] for r in rows}
+    for row in rows:
+        row = {k: row[k] for k in RFM_COLUMNS}
+        assert encode_row(row) == dumps(row)
