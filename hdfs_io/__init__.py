@@ -1,0 +1,50 @@
+"""Storage for job inputs and results: local disk or HDFS (WebHDFS), with atomic publishing.
+
+Typical use::
+
+    from hdfs_io import Publication, get_filesystem
+
+    fs, out = get_filesystem("hdfs://namenode:8020/user/me/segments")  # CRM_WEBHDFS_URL set
+    with Publication(fs, out, overwrite=True) as pub:
+        pub.write_part(0, lines)
+        pub.commit({"job": "segments"})
+"""
+
+from .base import FileSystem, read_parts
+from .errors import PathExists, PathNotFound, StorageError, UnsafePathError
+from .local import LocalFileSystem
+from .paths import get_filesystem, is_hdfs, join, webhdfs_settings
+from .publish import (
+    MANIFEST_NAME,
+    SUCCESS_MARKER,
+    Publication,
+    check_can_publish,
+    is_published,
+    list_leftovers,
+    read_manifest,
+    validate_deletable,
+)
+from .webhdfs import WebHDFSFileSystem
+
+__all__ = [
+    "FileSystem",
+    "LocalFileSystem",
+    "WebHDFSFileSystem",
+    "read_parts",
+    "get_filesystem",
+    "webhdfs_settings",
+    "join",
+    "is_hdfs",
+    "Publication",
+    "check_can_publish",
+    "validate_deletable",
+    "is_published",
+    "read_manifest",
+    "list_leftovers",
+    "SUCCESS_MARKER",
+    "MANIFEST_NAME",
+    "StorageError",
+    "PathNotFound",
+    "PathExists",
+    "UnsafePathError",
+]

@@ -1,0 +1,198 @@
+"""Choosing a filesystem from a path or URI, and joining paths."""
+
+import os
+import posixpath
+from urllib.parse import urlsplit
+
+from .errors import StorageError
+from .local import LocalFileSystem, local_path
+from .webhdfs import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, WebHDFSFileSystem
+
+__all__ = ["get_filesystem", "webhdfs_settings", "join", "is_hdfs", "ENV_VARS"]
+
+#: Configuration key -> environment variable read when the key is not in ``config``.
+ENV_VARS = {
+    "url": "CRM_WEBHDFS_URL",
+    "user": "CRM_WEBHDFS_USER",
+    "token": "CRM_WEBHDFS_TOKEN",
+    "kerberos": "CRM_WEBHDFS_KERBEROS",
+    "timeout": "CRM_WEBHDFS_TIMEOUT",
+    "retries": "CRM_WEBHDFS_RETRIES",
+    "backoff": "CRM_WEBHDFS_BACKOFF",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def is_hdfs(uri):
+    """Tell whether `uri` is an ``hdfs://`` URI.
+
+    Parameters
+    ----------
+    uri : str or os.PathLike
+        Path or URI.
+
+    Returns
+    -------
+    bool
+        True for the ``hdfs`` scheme (case-insensitive).
+    """
+    return isinstance(uri, str) and uri[:5].lower() == "hdfs:"
+
+
+def _parse_bool(value, source):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise StorageError("Invalid %s %r: use 1 or 0", source, value)
+
+
+def _parse_timeout(value, source):
+    try:
+        if isinstance(value, int | float):
+            parts = [float(value)]
+        elif isinstance(value, tuple | list):
+            parts = [float(v) for v in value]
+        else:
+            parts = [float(v) for v in str(value).split(",")]
+        if len(parts) not in (1, 2) or any(p <= 0 for p in parts):
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise StorageError(
+            "Invalid %s %r: expected seconds, or 'connect,read' seconds (e.g. 10,60)",
+            source,
+            value,
+        ) from None
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _parse_number(value, source, kind):
+    try:
+        number = kind(str(value).strip()) if isinstance(value, str) else kind(value)
+    except (TypeError, ValueError):
+        raise StorageError("Invalid %s %r: expected a number", source, value) from None
+    if number < 0:
+        raise StorageError("Invalid %s %r: must not be negative", source, value)
+    return number
+
+
+def webhdfs_settings(config=None, environ=None):
+    """Resolve the WebHDFS settings from `config`, then the environment, then defaults.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Keys ``url``, ``user``, ``token``, ``kerberos``, ``timeout``, ``retries``, ``backoff``.
+        A key absent or None falls back to its ``CRM_WEBHDFS_*`` variable (see `ENV_VARS`).
+    environ : mapping, optional
+        Environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`~hdfs_io.webhdfs.WebHDFSFileSystem`; ``url`` is None
+        when not configured.
+
+    Raises
+    ------
+    StorageError
+        On an unknown configuration key or an invalid value.
+    """
+    config = dict(config or {})
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(config) - set(ENV_VARS))
+    if unknown:
+        raise StorageError(
+            "Unknown WebHDFS setting(s) %s; known: %s", ", ".join(unknown), ", ".join(ENV_VARS)
+        )
+    raw, source = {}, {}
+    for key, var in ENV_VARS.items():
+        if config.get(key) is not None:
+            raw[key], source[key] = config[key], f"WebHDFS setting {key!r}"
+        elif environ.get(var, "") != "":
+            raw[key], source[key] = environ[var], var
+    settings = {
+        "url": raw.get("url"),
+        "user": raw.get("user"),
+        "token": raw.get("token"),
+        "kerberos": False,
+        "timeout": DEFAULT_TIMEOUT,
+        "retries": DEFAULT_RETRIES,
+        "backoff": DEFAULT_BACKOFF,
+    }
+    if "kerberos" in raw:
+        settings["kerberos"] = _parse_bool(raw["kerberos"], source["kerberos"])
+    if "timeout" in raw:
+        settings["timeout"] = _parse_timeout(raw["timeout"], source["timeout"])
+    if "retries" in raw:
+        settings["retries"] = _parse_number(raw["retries"], source["retries"], int)
+    if "backoff" in raw:
+        settings["backoff"] = _parse_number(raw["backoff"], source["backoff"], float)
+    return settings
+
+
+def get_filesystem(uri_or_path, config=None):
+    """Return the filesystem holding `uri_or_path` and the path on it.
+
+    Parameters
+    ----------
+    uri_or_path : str or os.PathLike
+        Plain local path, ``file://`` URI or ``hdfs://host:port/path`` URI.
+    config : dict, optional
+        WebHDFS settings taking precedence over the environment (see `webhdfs_settings`).
+
+    Returns
+    -------
+    tuple of (FileSystem, str)
+        The filesystem and the absolute path on it.
+
+    Raises
+    ------
+    StorageError
+        For an ``hdfs://`` URI when no WebHDFS URL is configured (set ``CRM_WEBHDFS_URL``),
+        or for an unsupported scheme.
+    """
+    if is_hdfs(uri_or_path):
+        settings = webhdfs_settings(config)
+        if not settings["url"]:
+            raise StorageError(
+                "Cannot access %r: no WebHDFS URL configured; set %s to the NameNode HTTP "
+                "address (e.g. http://namenode:9870) or pass config={'url': ...}",
+                uri_or_path,
+                ENV_VARS["url"],
+                path=uri_or_path,
+            )
+        authority = urlsplit(uri_or_path).netloc
+        fs = WebHDFSFileSystem(fs_uri="hdfs://" + authority, **settings)
+        return fs, fs.normalize(uri_or_path)
+    return LocalFileSystem(), local_path(uri_or_path)
+
+
+def join(base, *parts):
+    """Join path components onto a local path or a ``file://``/``hdfs://`` URI.
+
+    Parameters
+    ----------
+    base : str or os.PathLike
+        Base path or URI.
+    *parts : str
+        Components; leading slashes are ignored, so they never replace `base`.
+
+    Returns
+    -------
+    str
+        Joined path, of the same form as `base` (URI stays URI).
+    """
+    base = os.fspath(base)
+    parts = [p.strip("/") for p in (os.fspath(p) for p in parts) if p.strip("/")]
+    if "://" in base:
+        head, _, tail = base.partition("://")
+        authority, slash, path = tail.partition("/")
+        joined = posixpath.join(slash + path if slash else "/", *parts)
+        return f"{head}://{authority}{joined}"
+    return posixpath.join(base, *parts)

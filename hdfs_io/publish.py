@@ -1,0 +1,407 @@
+"""Atomic publishing of job results in Hadoop's output layout.
+
+A result directory is built in a hidden sibling staging directory
+(``<parent>/.<name>.tmp-<uuid>``) and moved into place only once complete, with a
+``_manifest.json`` and an empty ``_SUCCESS`` marker. Readers therefore see either no result,
+the previous result or the complete new one.
+"""
+
+import json
+import logging
+import os
+import posixpath
+import uuid
+
+from .errors import PathExists, StorageError, UnsafePathError
+
+__all__ = [
+    "SUCCESS_MARKER",
+    "MANIFEST_NAME",
+    "Publication",
+    "check_can_publish",
+    "validate_deletable",
+    "is_published",
+    "read_manifest",
+    "list_leftovers",
+]
+
+_logger = logging.getLogger(__name__)
+
+SUCCESS_MARKER = "_SUCCESS"
+MANIFEST_NAME = "_manifest.json"
+_MARKERS = (SUCCESS_MARKER, MANIFEST_NAME)
+
+
+def _contains(ancestor, path):
+    """Tell whether `path` is `ancestor` or lies below it (both normalised, absolute)."""
+    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def _refuse(path, rule):
+    raise UnsafePathError("Refusing to delete or replace %r: %s", path, rule, path=path)
+
+
+def _check_location(fs, path, shown):
+    """Refuse paths whose location alone makes them unsafe to delete."""
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        _refuse(shown, "it is the filesystem root")
+    if len(parts) == 1:
+        _refuse(shown, "it is a top-level directory")
+    if len(parts) == 2 and parts[0] in ("home", "user"):
+        _refuse(shown, "it is a user's home directory")
+    home = fs.home_directory()
+    if home and _contains(path, home):
+        _refuse(shown, f"it is or contains the home directory {home!r}")
+    cwd = fs.working_directory()
+    if cwd:
+        for where in {cwd, os.path.realpath(cwd)}:
+            if _contains(path, where):
+                _refuse(shown, f"it is or contains the current working directory {cwd!r}")
+
+
+def validate_deletable(fs, path):
+    """Check that `path` may be replaced or deleted by a publication.
+
+    Refused: the filesystem root, top-level directories (``/home``, ``/user``, ``/tmp``...),
+    home directories (``/home/<x>``, ``/user/<x>``, the user's home) and anything containing
+    them, the current working directory and its parents, a file, and a non-empty directory
+    holding neither ``_SUCCESS`` nor ``_manifest.json`` (i.e. not a previous result).
+    A missing path or an empty directory is accepted.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem holding `path`.
+    path : str
+        Path or URI.
+
+    Returns
+    -------
+    str
+        The normalised path.
+
+    Raises
+    ------
+    UnsafePathError
+        Naming the path and the rule that refused it.
+    """
+    norm = fs.normalize(path)
+    candidates = [norm]
+    if fs.scheme == "file":
+        candidates.append(os.path.realpath(norm))  # a link pointing somewhere precious
+    for candidate in candidates:
+        _check_location(fs, candidate, norm)
+    if not fs.exists(norm):
+        return norm
+    if fs.status(norm)["type"] != "DIRECTORY":
+        _refuse(norm, "it is a file, not a result directory")
+    names = fs.list(norm)
+    if names and not any(marker in names for marker in _MARKERS):
+        _refuse(
+            norm,
+            f"it is a non-empty directory without {SUCCESS_MARKER} or {MANIFEST_NAME}, "
+            "so not a previous result",
+        )
+    return norm
+
+
+def check_can_publish(fs, final_path, overwrite=False):
+    """Check, before running a job, that its result can be published at `final_path`.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Target filesystem.
+    final_path : str
+        Result directory.
+    overwrite : bool, optional
+        Whether an existing result may be replaced. Default False.
+
+    Returns
+    -------
+    str
+        The normalised final path.
+
+    Raises
+    ------
+    PathExists
+        If `final_path` exists and `overwrite` is False.
+    UnsafePathError
+        If `final_path` is the root, or exists and fails `validate_deletable`.
+    """
+    norm = fs.normalize(final_path)
+    if posixpath.basename(norm) == "":
+        _refuse(norm, "it is the filesystem root")
+    if fs.exists(norm):
+        if not overwrite:
+            raise PathExists(
+                "Cannot publish to %r: it exists; pass --overwrite to replace it",
+                str(final_path),
+                path=norm,
+            )
+        validate_deletable(fs, norm)
+    return norm
+
+
+def is_published(fs, path):
+    """Tell whether `path` holds a complete result (has ``_SUCCESS``).
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem.
+    path : str
+        Result directory.
+
+    Returns
+    -------
+    bool
+        True if ``<path>/_SUCCESS`` exists.
+    """
+    return fs.exists(posixpath.join(fs.normalize(path), SUCCESS_MARKER))
+
+
+def read_manifest(fs, path):
+    """Read the ``_manifest.json`` of a published result.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem.
+    path : str
+        Result directory.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    PathNotFound
+        If there is no manifest.
+    StorageError
+        If it is not valid JSON.
+    """
+    manifest_path = posixpath.join(fs.normalize(path), MANIFEST_NAME)
+    data = fs.read(manifest_path)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise StorageError(
+            "Cannot read manifest %r: invalid JSON (%s)", manifest_path, exc, path=manifest_path
+        ) from exc
+
+
+def list_leftovers(fs, final_path):
+    """List staging and replaced-result directories left next to `final_path` by crashes.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem.
+    final_path : str
+        Result directory.
+
+    Returns
+    -------
+    list of str
+        Paths of ``.<name>.tmp-*`` and ``.<name>.old-*`` siblings, sorted.
+    """
+    parent, name = posixpath.split(fs.normalize(final_path))
+    if not fs.exists(parent):
+        return []
+    prefixes = (f".{name}.tmp-", f".{name}.old-")
+    return [posixpath.join(parent, n) for n in fs.list(parent) if n.startswith(prefixes)]
+
+
+class Publication:
+    """Context manager publishing a result directory atomically.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Target filesystem.
+    final_path : str
+        Result directory to create or replace.
+    overwrite : bool, optional
+        Replace an existing previous result. Default False.
+
+    Attributes
+    ----------
+    final_path : str
+        Normalised result directory.
+    staging_path : str
+        ``<parent>/.<name>.tmp-<uuid4 hex>``, created on ``__enter__``.
+
+    Raises
+    ------
+    PathExists, UnsafePathError
+        From `check_can_publish`, already in the constructor so that callers fail before
+        running a long job.
+
+    Examples
+    --------
+    >>> with Publication(fs, "/user/me/segments", overwrite=True) as pub:  # doctest: +SKIP
+    ...     pub.write_part(0, ["a\\t1", "b\\t2"])
+    ...     pub.commit({"job": "segments"})
+    """
+
+    def __init__(self, fs, final_path, overwrite=False):
+        self.fs = fs
+        self.overwrite = bool(overwrite)
+        self.final_path = check_can_publish(fs, final_path, self.overwrite)
+        parent, name = posixpath.split(self.final_path)
+        self._parent, self._name = parent, name
+        self.staging_path = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
+        self._state = "new"
+
+    def __repr__(self):
+        return (
+            f"Publication({self.fs!r}, {self.final_path!r}, "
+            f"overwrite={self.overwrite!r}, state={self._state!r})"
+        )
+
+    def __enter__(self):
+        if self._state != "new":
+            raise StorageError("Publication of %r cannot be reused", self.final_path)
+        self.fs.mkdir(self.staging_path)
+        self._state = "open"
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._state != "open":
+            return False
+        if exc_type is None:
+            _logger.warning("Publication of %r left without commit: discarded", self.final_path)
+            self.abort()
+            return False
+        try:
+            self.abort()
+        except StorageError as err:  # do not hide the original error
+            _logger.warning("Could not remove staging directory %r: %s", self.staging_path, err)
+        return False
+
+    def _require_open(self):
+        if self._state != "open":
+            raise StorageError(
+                "Cannot write to publication of %r: it is %s (use it in a 'with' block)",
+                self.final_path,
+                {"new": "not started", "committed": "committed", "aborted": "aborted"}[self._state],
+            )
+
+    def write_part(self, index, lines):
+        """Write ``part-%05d`` from text lines, adding ``'\\n'`` after each.
+
+        Parameters
+        ----------
+        index : int
+            Part number (>= 0).
+        lines : iterable of str
+            Lines without their newline (a single trailing ``'\\n'`` is tolerated).
+
+        Returns
+        -------
+        str
+            Path of the staged part file.
+        """
+        self._require_open()
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"part index must be a non-negative int, not {index!r}")
+        path = posixpath.join(self.staging_path, f"part-{index:05d}")
+        self.fs.write_lines(path, lines)
+        return path
+
+    def write_file(self, name, data):
+        """Write an extra file (e.g. ``segments.csv``) into the result.
+
+        Parameters
+        ----------
+        name : str
+            Relative name, possibly with ``/`` subdirectories; not ``_SUCCESS`` or
+            ``_manifest.json``.
+        data : bytes or str
+            Content; ``str`` is encoded as UTF-8.
+
+        Returns
+        -------
+        str
+            Path of the staged file.
+        """
+        self._require_open()
+        parts = name.split("/") if isinstance(name, str) else []
+        if not parts or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"file name must be a relative path without '..', not {name!r}")
+        if name in _MARKERS:
+            raise ValueError(f"{name!r} is reserved; it is written by commit()")
+        path = posixpath.join(self.staging_path, name)
+        self.fs.write(path, data)
+        return path
+
+    def commit(self, manifest):
+        """Write ``_manifest.json`` and ``_SUCCESS``, then move the result into place.
+
+        With ``overwrite``, an existing result is first renamed to
+        ``<parent>/.<name>.old-<uuid>``, the new one is moved in, then the old one is
+        deleted; if moving the new one fails the old one is put back.
+
+        Parameters
+        ----------
+        manifest : dict
+            JSON-serialisable description of the result (written with sorted keys, indent 2).
+
+        Returns
+        -------
+        str
+            The final path.
+        """
+        self._require_open()
+        if not isinstance(manifest, dict):
+            raise TypeError(f"manifest must be a dict, not {type(manifest).__name__}")
+        text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+        self.fs.write(posixpath.join(self.staging_path, MANIFEST_NAME), text)
+        self.fs.write(posixpath.join(self.staging_path, SUCCESS_MARKER), b"")
+        self._move_into_place()
+        self._state = "committed"
+        return self.final_path
+
+    def _move_into_place(self):
+        fs, final = self.fs, self.final_path
+        if not fs.exists(final):
+            fs.rename(self.staging_path, final)  # PathExists if someone published meanwhile
+            return
+        if not self.overwrite:
+            raise PathExists(
+                "Cannot publish to %r: it exists; pass --overwrite to replace it", final, path=final
+            )
+        validate_deletable(fs, final)
+        old = posixpath.join(self._parent, f".{self._name}.old-{uuid.uuid4().hex}")
+        fs.rename(final, old)
+        try:
+            fs.rename(self.staging_path, final)
+        except BaseException:
+            try:
+                fs.rename(old, final)
+            except StorageError as err:
+                _logger.error("Could not restore previous result %r from %r: %s", final, old, err)
+            raise
+        try:
+            fs.delete(old, recursive=True)
+        except StorageError as err:
+            _logger.warning(
+                "Published %r but could not delete previous result %r: %s", final, old, err
+            )
+
+    def abort(self):
+        """Discard the staged result (delete the staging directory).
+
+        Raises
+        ------
+        StorageError
+            If the publication was already committed.
+        """
+        if self._state == "committed":
+            raise StorageError("Cannot abort publication of %r: already committed", self.final_path)
+        self.fs.delete(self.staging_path, recursive=True)
+        self._state = "aborted"
