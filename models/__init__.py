@@ -1,0 +1,1 @@
+"""Driver-side models: post-processing of the MapReduce jobs' per-customer output."""
