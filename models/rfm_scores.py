@@ -438,7 +438,8 @@ def segment_summary(scored):
         - ``segment`` (str)
         - ``customers`` (int64): customers in the segment.
         - ``share_customers`` (float): ``customers`` / all customers.
-        - ``revenue`` (float): sum of ``total_value`` (0.0 for an empty segment).
+        - ``revenue`` (float): sum of ``total_value`` rounded to 6 decimals, the
+          precision of the jobs' exact sums (0.0 for an empty segment).
         - ``share_revenue`` (float): ``revenue`` / total revenue.
         - ``mean_recency_days``, ``mean_orders``, ``mean_total_value`` (float): means
           over the segment's customers (NaN for an empty segment).
@@ -501,7 +502,8 @@ def segment_summary(scored):
     )
     grouped = grouped.reindex(list(SEGMENTS))
     customers = grouped["customers"].fillna(0).to_numpy(dtype=np.int64)
-    revenue = grouped["revenue"].fillna(0.0).to_numpy(dtype=np.float64)
+    # total_value is exact to 1e-6 (the jobs sum integer micros): undo float-sum noise
+    revenue = np.round(grouped["revenue"].fillna(0.0).to_numpy(dtype=np.float64), 6)
     total_customers = customers.sum()
     total_revenue = revenue.sum()
     with np.errstate(divide="ignore", invalid="ignore"):

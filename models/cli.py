@@ -1,0 +1,279 @@
+"""The ``crm-mr`` command: generate, import, rfm, run.
+
+Every subcommand prints progress and a one-line summary per stage on standard error and
+exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
+"""
+
+import argparse
+import logging
+import sys
+
+from hdfs_io import StorageError
+from models.job_runner import RUNNERS, AccountingError
+from models.progress import Reporter
+from mr_jobs.records import PRESETS, SchemaError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "crm-mr"
+
+
+def _add_runner_args(p):
+    p.add_argument(
+        "-r",
+        "--runner",
+        choices=RUNNERS,
+        default="inline",
+        help="mrjob runner (default: inline)",
+    )
+    p.add_argument(
+        "--mrjob-conf",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="mrjob config file (repeatable); default: mrjob's own lookup "
+        "($MRJOB_CONF, ~/.mrjob.conf, /etc/mrjob.conf)",
+    )
+    p.add_argument("--no-mrjob-conf", action="store_true", help="read no mrjob config file at all")
+
+
+def _add_schema_args(p):
+    p.add_argument(
+        "--input-format",
+        choices=sorted(PRESETS),
+        default="canonical",
+        help="input dialect (default: canonical CSV; columns are read from its header)",
+    )
+    p.add_argument("--columns", help="comma-separated source column names, in file order")
+    p.add_argument(
+        "--map",
+        dest="column_map",
+        action="append",
+        default=[],
+        metavar="ROLE=COLUMN",
+        help="which source column plays a role, e.g. --map customer_id=cust (repeatable)",
+    )
+    p.add_argument("--delimiter", help="',', 'tab', ';', '|' or 'whitespace'")
+    p.add_argument("--timestamp-format", help="'iso', 'epoch' or a strptime pattern")
+
+
+def _add_rfm_args(p):
+    p.add_argument("--as-of", help="YYYY-MM-DD (default: the latest purchase date in the input)")
+    p.add_argument(
+        "--period",
+        choices=["D", "W"],
+        default="D",
+        help="period of the lifetimes-compatible columns (default: D)",
+    )
+
+
+def build_parser():
+    """The argument parser of ``crm-mr``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Customer-relationship analytics with MapReduce (mrjob)."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="only stage summaries")
+    common.add_argument("-v", "--verbose", action="store_true", help="show mrjob's own log")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub_parser = sub.add_parser
+
+    def add_parser(name, **kwargs):
+        return sub_parser(name, parents=[common], **kwargs)
+
+    sub.add_parser = add_parser
+
+    g = sub.add_parser("generate", help="write the built-in synthetic order-line log")
+    g.add_argument(
+        "-o",
+        "--output",
+        default="crm-output/data/transactions.csv",
+        help="CSV to write (default: %(default)s); truth files go beside it",
+    )
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--customers", type=int, help="number of customers (default: 4,000)")
+    size.add_argument("--lines", type=int, help="approximate number of lines instead")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--start", default="2023-01-01", help="first day (default: %(default)s)")
+    g.add_argument("--days", type=int, default=730, help="days covered (default: %(default)s)")
+    g.add_argument(
+        "--dirty-rate",
+        type=float,
+        default=0.002,
+        help="share of deliberately bad lines (default: %(default)s)",
+    )
+    g.add_argument("--overwrite", action="store_true")
+
+    i = sub.add_parser("import", help="convert a known public log into canonical CSV")
+    i.add_argument("--format", required=True, choices=sorted(set(PRESETS) - {"canonical"}))
+    i.add_argument("source", help="the source log (local or hdfs://)")
+    i.add_argument("destination", help="the canonical CSV to write")
+    i.add_argument("--overwrite", action="store_true")
+
+    r = sub.add_parser("rfm", help="per-customer RFM (and optionally segments)")
+    r.add_argument("inputs", nargs="+", help="order-line files or directories")
+    r.add_argument("-o", "--output", required=True, help="directory to publish RFM rows to")
+    r.add_argument("--segments", metavar="DIR", help="also publish scored segments here")
+    r.add_argument("--overwrite", action="store_true")
+    _add_runner_args(r)
+    _add_schema_args(r)
+    _add_rfm_args(r)
+
+    run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
+    run.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        action="append",
+        help="order-line file or directory (repeatable); default: generate built-in data",
+    )
+    run.add_argument(
+        "-o", "--output-root", default="crm-output", help="results root (default: %(default)s)"
+    )
+    run.add_argument("--overwrite", action="store_true", help="replace existing results")
+    run.add_argument("--customers", type=int, help="built-in data: number of customers")
+    run.add_argument("--lines", type=int, help="built-in data: approximate number of lines")
+    run.add_argument("--seed", type=int, default=42, help="built-in data: seed")
+    _add_runner_args(run)
+    _add_schema_args(run)
+    _add_rfm_args(run)
+    return parser
+
+
+def _conf_paths(args):
+    if args.no_mrjob_conf:
+        return []
+    return args.mrjob_conf
+
+
+def _schema(args, inputs):
+    from models.inputs import detect_schema
+
+    return detect_schema(
+        inputs,
+        args.input_format,
+        args.columns,
+        args.column_map,
+        args.delimiter,
+        args.timestamp_format,
+    )
+
+
+def _cmd_generate(args, reporter):
+    import os
+
+    from models.manifest import Stopwatch
+    from models.synthetic import generate, truth_path
+
+    if os.path.exists(args.output) and not args.overwrite:
+        raise StorageError(f"{args.output} exists; pass --overwrite to replace it")
+    watch = Stopwatch()
+    truth = generate(
+        args.output,
+        customers=args.customers,
+        lines=args.lines,
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        dirty_rate=args.dirty_rate,
+        progress=reporter.progress("generate"),
+    )
+    reporter.progress("generate")(f"wrote {args.output} and {truth_path(args.output)}")
+    reporter.summary("generate", rows_in=0, rows_out=truth["lines_total"], seconds=watch.stop())
+
+
+def _cmd_import(args, reporter):
+    from models.importer import import_log
+
+    import_log(
+        args.source,
+        args.destination,
+        PRESETS[args.format],
+        overwrite=args.overwrite,
+        reporter=reporter,
+    )
+
+
+def _cmd_rfm(args, reporter):
+    from models.rfm_stage import run_rfm_stage
+    from models.segments_stage import run_segments_stage
+
+    if args.segments:
+        from hdfs_io import check_can_publish, get_filesystem
+
+        check_can_publish(*get_filesystem(args.segments), args.overwrite)
+    rows, _ = run_rfm_stage(
+        args.inputs,
+        args.output,
+        schema=_schema(args, args.inputs),
+        runner=args.runner,
+        as_of=args.as_of,
+        period=args.period,
+        overwrite=args.overwrite,
+        conf_paths=_conf_paths(args),
+        reporter=reporter,
+    )
+    if args.segments:
+        run_segments_stage(
+            rows, args.segments, source=args.output, overwrite=args.overwrite, reporter=reporter
+        )
+
+
+def _cmd_run(args, reporter):
+    from models.pipeline import run_pipeline
+
+    generate_options = {"seed": args.seed}
+    if args.customers is not None:
+        generate_options["customers"] = args.customers
+    if args.lines is not None:
+        generate_options["lines"] = args.lines
+    run_pipeline(
+        args.output_root,
+        inputs=args.inputs,
+        schema=_schema(args, args.inputs) if args.inputs else None,
+        runner=args.runner,
+        as_of=args.as_of,
+        period=args.period,
+        overwrite=args.overwrite,
+        conf_paths=_conf_paths(args),
+        generate_options=generate_options,
+        reporter=reporter,
+    )
+
+
+_COMMANDS = {"generate": _cmd_generate, "import": _cmd_import, "rfm": _cmd_rfm, "run": _cmd_run}
+
+
+def main(argv=None):
+    """Entry point of ``crm-mr``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # "No configs specified for inline runner" is noise when none was asked for
+        logging.getLogger("mrjob.conf").setLevel(logging.ERROR)
+    reporter = Reporter(quiet=args.quiet)
+    try:
+        _COMMANDS[args.command](args, reporter)
+    except (SchemaError, StorageError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except AccountingError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        from mrjob.step import StepFailedException
+
+        if isinstance(e, StepFailedException):
+            print(f"{PROG}: error: the MapReduce job failed: {e}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

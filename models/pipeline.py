@@ -1,0 +1,176 @@
+"""``crm-mr run``: the whole pipeline, from order lines to published analyses.
+
+Stages, in order, all under one output root (default ``./crm-output/``):
+
+====================  ==================================================================
+``data/``             only without ``--input``: the built-in synthetic log
+                      (``transactions.csv``) and the ground truth it planted
+``rfm/``              per-customer RFM rows (:mod:`models.rfm_stage`)
+``rfm_segments/``     RFM scores, value tiers and named segments
+                      (:mod:`models.segments_stage`)
+``_pipeline.json``    the run: stages, their outputs, rows and seconds
+====================  ==================================================================
+
+Nothing is replaced unless ``overwrite`` is set; the check happens for every stage before
+the first one runs, so a refused run changes nothing.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+from hdfs_io import LocalFileSystem, check_can_publish, get_filesystem, join
+from models.manifest import Stopwatch, redact, versions
+from models.rfm_stage import run_rfm_stage
+from models.segments_stage import run_segments_stage
+
+__all__ = ["run_pipeline", "STAGES", "DEFAULT_OUTPUT_ROOT"]
+
+DEFAULT_OUTPUT_ROOT = "crm-output"
+STAGES = ("data", "rfm", "rfm_segments")
+DATA_FILE = "transactions.csv"
+
+
+def run_pipeline(
+    output_root=DEFAULT_OUTPUT_ROOT,
+    *,
+    inputs=None,
+    schema=None,
+    runner="inline",
+    as_of=None,
+    period="D",
+    overwrite=False,
+    conf_paths=None,
+    generate_options=None,
+    reporter=None,
+):
+    """Run every stage and publish the results under ``output_root``.
+
+    Parameters
+    ----------
+    output_root : str
+        Local path or ``hdfs://`` URI.
+    inputs : list of str, optional
+        Order-line files or directories; default: generate the built-in data.
+    schema : mr_jobs.records.InputSchema, optional
+        How to read ``inputs`` (default canonical; the generated data is canonical).
+    runner, as_of, period, conf_paths
+        As for :func:`models.rfm_stage.run_rfm_stage`.
+    overwrite : bool
+        Replace existing results.
+    generate_options : dict, optional
+        Keyword arguments for :func:`models.synthetic.generate` (customers, lines, seed).
+    reporter : models.progress.Reporter, optional
+
+    Returns
+    -------
+    dict
+        The run record also written to ``<output_root>/_pipeline.json``.
+    """
+    fs, root = get_filesystem(output_root)
+    paths = {stage: join(root, stage) for stage in STAGES}
+    for stage in ("rfm", "rfm_segments"):
+        check_can_publish(fs, paths[stage], overwrite)
+    data_path = join(paths["data"], DATA_FILE)
+    if not inputs and fs.exists(data_path) and not overwrite:
+        check_can_publish(fs, paths["data"], overwrite)
+    watch = Stopwatch()
+    record = {
+        "tool": "crm-mapreduce",
+        "output_root": fs.uri(root),
+        "runner": runner,
+        "parameters": redact(
+            {"as_of": as_of, "period": period, "generate": generate_options or None}
+        ),
+        "versions": versions(),
+        "stages": [],
+    }
+
+    if inputs:
+        input_paths = list(inputs)
+    else:
+        input_paths = [fs.uri(data_path)]
+        record["stages"].append(
+            _generate_data(fs, paths["data"], data_path, generate_options or {}, reporter)
+        )
+        schema = None
+    if schema is None:
+        from models.inputs import detect_schema
+
+        schema = detect_schema(input_paths)
+
+    rows, rfm_manifest = run_rfm_stage(
+        input_paths,
+        fs.uri(paths["rfm"]),
+        schema=schema,
+        runner=runner,
+        as_of=as_of,
+        period=period,
+        overwrite=overwrite,
+        conf_paths=conf_paths,
+        reporter=reporter,
+    )
+    record["stages"].append(_stage_entry("rfm", fs.uri(paths["rfm"]), rfm_manifest))
+    _scored, _summary, seg_manifest = run_segments_stage(
+        rows,
+        fs.uri(paths["rfm_segments"]),
+        source=fs.uri(paths["rfm"]),
+        overwrite=overwrite,
+        reporter=reporter,
+    )
+    record["stages"].append(
+        _stage_entry("rfm_segments", fs.uri(paths["rfm_segments"]), seg_manifest)
+    )
+    record["timings"] = watch.as_dict()
+    fs.write(join(root, "_pipeline.json"), json.dumps(record, indent=2), overwrite=True)
+    if reporter:
+        reporter.progress("run")(
+            f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}"
+        )
+    return record
+
+
+def _stage_entry(stage, path, manifest):
+    return {
+        "stage": stage,
+        "output": path,
+        "lines": manifest["lines"],
+        "rows_written": manifest["rows_written"],
+        "seconds": manifest["timings"]["seconds"],
+    }
+
+
+def _generate_data(fs, data_dir, data_path, options, reporter):
+    """Generate the built-in log into ``data_dir`` (locally, then copied if remote)."""
+    from models.synthetic import customers_truth_path, generate, truth_path
+
+    say = reporter.progress("data") if reporter else None
+    watch = Stopwatch()
+    tmp_dir = None
+    if isinstance(fs, LocalFileSystem):
+        local_dir = fs.normalize(data_dir)
+        os.makedirs(local_dir, exist_ok=True)
+    else:
+        tmp_dir = local_dir = tempfile.mkdtemp(prefix="crm-data-")
+    try:
+        local_file = os.path.join(local_dir, DATA_FILE)
+        truth = generate(local_file, progress=say, **options)
+        if tmp_dir is not None:
+            for path in (local_file, truth_path(local_file), customers_truth_path(local_file)):
+                with open(path, "rb") as f:
+                    fs.write(join(data_dir, os.path.basename(path)), f.read(), overwrite=True)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+    seconds = watch.stop()
+    if reporter:
+        reporter.summary("data", rows_in=0, rows_out=truth["lines_total"], seconds=seconds)
+    return {
+        "stage": "data",
+        "output": fs.uri(data_path),
+        "lines": None,
+        "rows_written": truth["lines_total"],
+        "seconds": seconds,
+        "truth": {k: truth[k] for k in ("seed", "n_customers", "lines_total", "rejects_by_reason")},
+    }

@@ -1,0 +1,47 @@
+"""Progress messages and one-line stage summaries, on standard error."""
+
+import sys
+
+__all__ = ["Reporter", "format_summary"]
+
+
+def format_summary(stage, *, rows_in, rows_out, rejected=0, seconds=0.0, by_reason=None):
+    """``"rfm: 69,660 lines in, 23,570 rows out, 1 rejected (header=1), 1.3 s"``."""
+    text = f"{stage}: {rows_in:,} rows in, {rows_out:,} rows out, {rejected:,} rejected"
+    if by_reason:
+        text += " (" + ", ".join(f"{k}={v:,}" for k, v in sorted(by_reason.items())) + ")"
+    return f"{text}, {seconds:.1f} s"
+
+
+class Reporter:
+    """Writes ``[stage] message`` progress lines and summaries.
+
+    Parameters
+    ----------
+    stream : file-like, optional
+        Default: ``sys.stderr`` (standard output stays free for data).
+    quiet : bool
+        Only summaries, no progress lines.
+    """
+
+    def __init__(self, stream=None, quiet=False):
+        self.stream = stream
+        self.quiet = quiet
+
+    def _write(self, text):
+        stream = self.stream or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def progress(self, stage):
+        """A ``progress(message)`` callable that prefixes ``[stage]``."""
+
+        def say(message):
+            if not self.quiet:
+                self._write(f"[{stage}] {message}")
+
+        return say
+
+    def summary(self, stage, **figures):
+        """Write the stage's one-line summary (see :func:`format_summary`)."""
+        self._write(format_summary(stage, **figures))

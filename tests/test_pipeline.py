@@ -1,0 +1,216 @@
+"""crm-mr end to end: pipeline on built-in data, import, mappings, refusals, shell driver."""
+
+import json
+import os
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hdfs_io import LocalFileSystem, list_leftovers, read_manifest
+from models.cli import main
+from models.synthetic import customers_truth_path, truth_path
+from tests.conftest import REPO
+
+
+def read_jsonl(directory):
+    rows = []
+    for part in sorted(Path(directory).glob("part-*")):
+        rows += [json.loads(line) for line in part.read_text().splitlines() if line]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def pipeline_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run") / "out"
+    code = main(
+        ["run", "-q", "-o", str(root), "--customers", "300", "--seed", "7", "--no-mrjob-conf"]
+    )
+    assert code == 0
+    return root
+
+
+def test_pipeline_publishes_every_stage_with_markers_and_manifests(pipeline_root):
+    for stage in ("rfm", "rfm_segments"):
+        assert (pipeline_root / stage / "_SUCCESS").exists()
+        assert (pipeline_root / stage / "part-00000").exists()
+        assert read_manifest(LocalFileSystem(), str(pipeline_root / stage))["stage"] == stage
+    assert (pipeline_root / "data" / "transactions.csv").exists()
+    record = json.loads((pipeline_root / "_pipeline.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == ["data", "rfm", "rfm_segments"]
+    for name in ("customers.csv", "segment_summary.csv", "segment_summary.json"):
+        assert (pipeline_root / "rfm_segments" / name).stat().st_size > 0
+
+
+def test_pipeline_accounts_for_every_planted_bad_line(pipeline_root):
+    data = pipeline_root / "data" / "transactions.csv"
+    truth = json.loads(Path(truth_path(str(data))).read_text())
+    lines = read_manifest(LocalFileSystem(), str(pipeline_root / "rfm"))["lines"]
+    assert lines["read"] == truth["lines_total"] == len(data.read_bytes().splitlines())
+    assert lines["accepted"] == truth["lines_accepted"]
+    assert lines["rejected_by_reason"] == truth["rejects_by_reason"]
+    assert lines["read"] == lines["accepted"] + sum(lines["rejected_by_reason"].values())
+
+
+def test_pipeline_rfm_recovers_the_planted_customers_orders_and_revenue(pipeline_root):
+    data = str(pipeline_root / "data" / "transactions.csv")
+    truth = json.loads(Path(truth_path(data)).read_text())
+    planted = {}
+    for line in Path(customers_truth_path(data)).read_text().splitlines():
+        c = json.loads(line)
+        planted[c["customer_id"]] = c["orders"]
+    rows = read_jsonl(pipeline_root / "rfm")
+    assert {r["customer_id"]: r["orders"] for r in rows} == planted
+    revenue = sum(Decimal(repr(r["total_value"])) for r in rows)
+    assert revenue == Decimal(truth["revenue"])
+    assert [r["customer_id"] for r in rows] == sorted(planted)  # published sorted
+
+
+def test_pipeline_segments_every_customer_once(pipeline_root):
+    scored = read_jsonl(pipeline_root / "rfm_segments")
+    summary = json.loads((pipeline_root / "rfm_segments" / "segment_summary.json").read_text())
+    assert len(scored) == 300
+    assert sum(s["customers"] for s in summary) == 300
+    assert all(1 <= r["r_score"] <= 5 and r["segment"] for r in scored)
+
+
+def test_pipeline_refuses_to_overwrite_and_changes_nothing(pipeline_root, capsys):
+    part = pipeline_root / "rfm" / "part-00000"
+    before = (part.stat().st_mtime_ns, part.read_bytes())
+    code = main(["run", "-q", "-o", str(pipeline_root), "--customers", "50", "--no-mrjob-conf"])
+    assert code == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (part.stat().st_mtime_ns, part.read_bytes()) == before
+
+
+def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
+    root = tmp_path / "out"
+    args = ["run", "-q", "-o", str(root), "--no-mrjob-conf"]
+    assert main(args + ["--customers", "40"]) == 0
+    assert main(args + ["--customers", "60", "--overwrite"]) == 0
+    assert len(read_jsonl(root / "rfm")) == 60
+    fs = LocalFileSystem()
+    assert list_leftovers(fs, str(root / "rfm")) == []
+    assert sorted(p.name for p in root.iterdir()) == [
+        "_pipeline.json",
+        "data",
+        "rfm",
+        "rfm_segments",
+    ]
+
+
+def test_import_cdnow_gives_the_same_rfm_as_reading_the_raw_log(tmp_path, cdnow_path):
+    canonical = tmp_path / "cdnow.csv"
+    assert main(["import", "-q", "--format", "cdnow", str(cdnow_path), str(canonical)]) == 0
+    manifest = json.loads((tmp_path / "cdnow.csv.manifest.json").read_text())
+    assert manifest["lines"] == {
+        "read": 69_660,
+        "accepted": 69_659,
+        "rejected": 1,
+        "rejected_by_reason": {"header": 1},
+    }
+    assert canonical.read_text().splitlines()[1] == "L000000002,00001,1997-01-01,,1,,11.77"
+    common = ["-q", "--no-mrjob-conf", "--as-of", "1998-06-30"]
+    assert main(["rfm", str(canonical), "-o", str(tmp_path / "a"), *common]) == 0
+    raw = ["rfm", str(cdnow_path), "--input-format", "cdnow", "-o", str(tmp_path / "b")]
+    assert main(raw + common) == 0
+    assert (tmp_path / "a" / "part-00000").read_bytes() == (
+        tmp_path / "b" / "part-00000"
+    ).read_bytes()
+
+
+def test_a_real_export_with_other_column_names_loads_through_a_mapping(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "when;client;basket;total\n"
+        "2024-03-01 09:30:00;K1;B1;10.00\n"
+        "2024-03-01 09:30:00;K1;B1;2.50\n"
+        "2024-03-08 17:00:00;K1;B2;7.25\n"
+        "2024-03-05 12:00:00;K2;B3;-4.00\n"
+    )
+    out = tmp_path / "rfm"
+    code = main(
+        ["rfm", str(export), "-o", str(out), "-q", "--no-mrjob-conf", "--delimiter", ";"]
+        + ["--map", "customer_id=client", "--map", "timestamp=when"]
+        + ["--map", "order_id=basket", "--map", "amount=total"]
+    )
+    assert code == 0
+    (k1,) = read_jsonl(out)
+    assert (k1["customer_id"], k1["orders"], k1["total_value"]) == ("K1", 2, 19.75)
+    assert (k1["as_of"], k1["recency_days"], k1["frequency"]) == ("2024-03-08", 0, 1)
+    lines = read_manifest(LocalFileSystem(), str(out))["lines"]
+    assert lines["rejected_by_reason"] == {"header": 1, "return": 1}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--as-of", "2024-02-30"], "as_of='2024-02-30'"),
+        (["--map", "amount=dollars"], "amount='dollars'"),
+        (["--input-format", "cdnow", "--columns", "a,b"], "required role"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message_naming_the_value(tmp_path, capsys, args, message):
+    data = tmp_path / "in.csv"
+    data.write_text("order_id,customer_id,timestamp,item_id,quantity,unit_price\n")
+    code = main(["rfm", str(data), "-o", str(tmp_path / "o"), "-q", "--no-mrjob-conf", *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_input_and_an_unsafe_output_are_refused(tmp_path, capsys):
+    assert main(["rfm", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o"), "-q"]) == 2
+    assert "nope.csv" in capsys.readouterr().err
+    data = tmp_path / "in.csv"
+    data.write_text("order_id,customer_id,timestamp,item_id,quantity,unit_price\n")
+    assert main(["rfm", str(data), "-o", "/", "--overwrite", "-q", "--no-mrjob-conf"]) == 2
+    assert "'/'" in capsys.readouterr().err
+
+
+def test_empty_input_publishes_an_empty_result_with_a_manifest(tmp_path):
+    data = tmp_path / "in.csv"
+    data.write_text("order_id,customer_id,timestamp,item_id,quantity,unit_price\n")
+    out = tmp_path / "o"
+    assert main(["rfm", str(data), "-o", str(out), "--segments", str(tmp_path / "s"), "-q"]) == 0
+    assert read_jsonl(out) == []
+    manifest = read_manifest(LocalFileSystem(), str(out))
+    assert manifest["lines"]["read"] == 1 and manifest["rows_written"] == 0
+    assert (tmp_path / "s" / "_SUCCESS").exists()
+
+
+SCRIPT = REPO / "scripts" / "run_pipeline.sh"
+
+
+def _script_env(tmp_path):
+    crm_mr = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "crm-mr"
+    env = dict(os.environ, CRM_LOCK_DIR=str(tmp_path))
+    if crm_mr.exists():
+        env["CRM_MR"] = str(crm_mr)
+    return env
+
+
+def test_shell_driver_help_and_bad_runner(tmp_path):
+    done = subprocess.run([SCRIPT, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Usage: run_pipeline.sh" in done.stdout
+    done = subprocess.run([SCRIPT, "-r", "mainframe"], capture_output=True, text=True)
+    assert done.returncode == 2 and "mainframe" in done.stderr
+
+
+def test_shell_driver_runs_the_pipeline_and_fails_when_a_stage_fails(tmp_path):
+    env = _script_env(tmp_path)
+    data = tmp_path / "in.csv"
+    data.write_text(
+        "order_id,customer_id,timestamp,item_id,quantity,unit_price\nO1,C1,2024-01-01,I1,1,2.50\n"
+    )
+    out = tmp_path / "out"
+    ok = [SCRIPT, "-r", "inline", "-i", str(data), "-o", str(out)]
+    done = subprocess.run(ok, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "rfm_segments" / "_SUCCESS").exists()
+    done = subprocess.run(ok, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "FAILED" in done.stderr  # refuses to overwrite
+    missing = [SCRIPT, "-r", "inline", "-i", str(tmp_path / "none.csv"), "-o", str(out / "x")]
+    done = subprocess.run(missing, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode != 0 and "FAILED" in done.stderr
