@@ -6,6 +6,7 @@ The real datasets live in ``../shared/datasets`` beside the checkout (or where
 where a missing prerequisite is a failure.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -49,8 +50,25 @@ def run_job(job_cls, raw_input=b"", args=(), runner="inline", input_paths=None):
     return rows, (counters[0] if counters else {})
 
 
+CDNOW_MD5 = "37ee2da5127d4a369d6fe0052678624d"
+
+
+def _md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="session")
 def cdnow_path():
-    path = DATASETS / "cdnow" / "CDNOW_master.txt"
-    require(path.exists(), f"the CDNOW log is not at {path} (set CRM_DATASETS)")
-    return path
+    """The CDNOW master log: ``../shared/datasets``, else the copy in the Lifetimes wheel
+    (the ``test`` extra installs it from PyPI), checked against its published md5."""
+    candidates = [DATASETS / "cdnow" / "CDNOW_master.txt"]
+    try:
+        import lifetimes
+
+        candidates.append(Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt")
+    except ImportError:
+        pass
+    for path in candidates:
+        if path.exists() and _md5(path) == CDNOW_MD5:
+            return path
+    require(False, f"no CDNOW log with md5 {CDNOW_MD5} at {[str(c) for c in candidates]}")
