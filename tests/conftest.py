@@ -19,6 +19,21 @@ DATASETS = Path(os.environ.get("CRM_DATASETS", REPO.parent / "shared" / "dataset
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_mrjob_conf(tmp_path_factory):
+    """Point mrjob at an empty config so a user's ~/.mrjob.conf never reaches a test
+    (subprocesses, such as the shell driver's, inherit it)."""
+    conf = tmp_path_factory.mktemp("mrjob") / "empty-mrjob.conf"
+    conf.write_text("runners: {}\n")
+    old = os.environ.get("MRJOB_CONF")
+    os.environ["MRJOB_CONF"] = str(conf)
+    yield
+    if old is None:
+        os.environ.pop("MRJOB_CONF", None)
+    else:
+        os.environ["MRJOB_CONF"] = old
+
+
 def require(condition, reason):
     """Skip when ``condition`` is false, or fail under CI=true (no silent skips in CI)."""
     if condition:
