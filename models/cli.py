@@ -11,6 +11,7 @@ import sys
 from hdfs_io import StorageError
 from models.job_runner import RUNNERS, AccountingError
 from models.progress import Reporter
+from mr_jobs.job_options import add_input_schema_args
 from mr_jobs.records import PRESETS, SchemaError
 
 __all__ = ["main", "build_parser"]
@@ -35,26 +36,6 @@ def _add_runner_args(p):
         "($MRJOB_CONF, ~/.mrjob.conf, /etc/mrjob.conf)",
     )
     p.add_argument("--no-mrjob-conf", action="store_true", help="read no mrjob config file at all")
-
-
-def _add_schema_args(p):
-    p.add_argument(
-        "--input-format",
-        choices=sorted(PRESETS),
-        default="canonical",
-        help="input dialect (default: canonical CSV; columns are read from its header)",
-    )
-    p.add_argument("--columns", help="comma-separated source column names, in file order")
-    p.add_argument(
-        "--map",
-        dest="column_map",
-        action="append",
-        default=[],
-        metavar="ROLE=COLUMN",
-        help="which source column plays a role, e.g. --map customer_id=cust (repeatable)",
-    )
-    p.add_argument("--delimiter", help="',', 'tab', ';', '|' or 'whitespace'")
-    p.add_argument("--timestamp-format", help="'iso', 'epoch' or a strptime pattern")
 
 
 def _add_rfm_args(p):
@@ -116,7 +97,7 @@ def build_parser():
     r.add_argument("--segments", metavar="DIR", help="also publish scored segments here")
     r.add_argument("--overwrite", action="store_true")
     _add_runner_args(r)
-    _add_schema_args(r)
+    add_input_schema_args(r.add_argument)
     _add_rfm_args(r)
 
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
@@ -135,7 +116,7 @@ def build_parser():
     run.add_argument("--lines", type=int, help="built-in data: approximate number of lines")
     run.add_argument("--seed", type=int, default=42, help="built-in data: seed")
     _add_runner_args(run)
-    _add_schema_args(run)
+    add_input_schema_args(run.add_argument)
     _add_rfm_args(run)
     return parser
 

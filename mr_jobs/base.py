@@ -57,7 +57,7 @@ class OrderLineJob(MRJob):
 
     def configure_args(self):
         super().configure_args()
-        add_input_schema_args(self)
+        add_input_schema_args(self.add_passthru_arg)
 
     def _buffer_task_output(self):
         """Buffer task output even under ``python -u`` / ``PYTHONUNBUFFERED``.

@@ -8,24 +8,27 @@ from mr_jobs.records import PRESETS, InputSchema, SchemaError
 __all__ = ["add_input_schema_args", "build_schema", "schema_from_options", "schema_to_args"]
 
 
-def add_input_schema_args(job):
-    """Register the input-format options on an :class:`mrjob.job.MRJob`.
+def add_input_schema_args(add_argument):
+    """Register the input-format options through ``add_argument``.
 
-    Call from ``configure_args()`` after ``super().configure_args()``. The options are
-    passthrough options, so they reach the tasks on every runner.
+    Parameters
+    ----------
+    add_argument : callable
+        ``job.add_passthru_arg`` in a job's ``configure_args()`` (passthrough options reach
+        the tasks on every runner), or ``ArgumentParser.add_argument`` for the CLI.
     """
-    job.add_passthru_arg(
+    add_argument(
         "--input-format",
         default="canonical",
         choices=sorted(PRESETS),
-        help="a known input dialect (default: canonical CSV)",
+        help="input dialect (default: canonical CSV; the CLI reads its columns from the header)",
     )
-    job.add_passthru_arg(
+    add_argument(
         "--columns",
         default=None,
         help="comma-separated source column names in file order (default: the dialect's)",
     )
-    job.add_passthru_arg(
+    add_argument(
         "--map",
         dest="column_map",
         action="append",
@@ -33,12 +36,12 @@ def add_input_schema_args(job):
         metavar="ROLE=COLUMN",
         help="which source column plays a role, e.g. --map customer_id=cust (repeatable)",
     )
-    job.add_passthru_arg(
+    add_argument(
         "--delimiter",
         default=None,
         help="',', 'tab', ';', '|' or 'whitespace' (default: the dialect's)",
     )
-    job.add_passthru_arg(
+    add_argument(
         "--timestamp-format",
         default=None,
         help="'iso', 'epoch' or a strptime pattern such as %%Y%%m%%d (default: the dialect's)",

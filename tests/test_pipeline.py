@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,7 +185,7 @@ SCRIPT = REPO / "scripts" / "run_pipeline.sh"
 
 
 def _script_env(tmp_path):
-    crm_mr = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "crm-mr"
+    crm_mr = Path(sys.executable).parent / "crm-mr"  # the one installed beside this Python
     env = dict(os.environ, CRM_LOCK_DIR=str(tmp_path))
     if crm_mr.exists():
         env["CRM_MR"] = str(crm_mr)
