@@ -386,6 +386,8 @@ def _parse_iso_slow(text):
     text = text.strip()
     if len(text) < 11 or text[10] not in "T ":
         return None
+    if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read "Z"
+        text = text[:-1] + "+00:00"
     try:
         dt = datetime.datetime.fromisoformat(text)
     except ValueError:
