@@ -13,7 +13,6 @@ Timestamps at midnight are written as dates.
 """
 
 import csv
-import io
 import json
 
 from hdfs_io import PathExists, get_filesystem
@@ -67,38 +66,47 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
     watch = Stopwatch()
     inputs = describe_inputs([source])
     parse = make_line_parser(schema)
-    rejected = {}
-    read = 0
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(IMPORT_COLUMNS)
-    say(f"reading {src_fs.uri(src)} ({inputs[0]['bytes']:,} bytes)")
-    with src_fs.open_read(src) as f:
-        for raw in f:
-            read += 1
-            record = parse(raw.rstrip(b"\r\n"))
-            if type(record) is str:
-                rejected[record] = rejected.get(record, 0) + 1
-                continue
-            customer, order, seconds, item, quantity, value = record
-            timestamp = format_seconds(seconds)
-            if timestamp.endswith("T00:00:00"):
-                timestamp = timestamp[:10]
-            writer.writerow(
-                (
-                    f"L{read:09d}" if order is None else order,
-                    customer,
-                    timestamp,
-                    item or "",
-                    _decimal_text(quantity),
-                    "",
-                    _decimal_text(value),
+    counts = {"read": 0, "rejected": {}}
+
+    def canonical_lines():
+        catcher = _LineCatcher()
+        writer = csv.writer(catcher, lineterminator="")
+        writer.writerow(IMPORT_COLUMNS)
+        yield catcher.line
+        rejected = counts["rejected"]
+        read = 0
+        with src_fs.open_read(src) as f:
+            for raw in f:
+                read += 1
+                record = parse(raw.rstrip(b"\r\n"))
+                if type(record) is str:
+                    rejected[record] = rejected.get(record, 0) + 1
+                    continue
+                customer, order, seconds, item, quantity, value = record
+                timestamp = format_seconds(seconds)
+                if timestamp.endswith("T00:00:00"):
+                    timestamp = timestamp[:10]
+                writer.writerow(
+                    (
+                        f"L{read:09d}" if order is None else order,
+                        customer,
+                        timestamp,
+                        item or "",
+                        _decimal_text(quantity),
+                        "",
+                        _decimal_text(value),
+                    )
                 )
-            )
-            if read % _PROGRESS_EVERY == 0:
-                say(f"{read:,} lines")
+                yield catcher.line
+                if read % _PROGRESS_EVERY == 0:
+                    say(f"{read:,} lines")
+        counts["read"] = read
+
+    say(f"reading {src_fs.uri(src)} ({inputs[0]['bytes']:,} bytes)")
+    dst_fs.write_lines(dst, canonical_lines(), overwrite=overwrite)
+    read = counts["read"]
+    rejected = counts["rejected"]
     rows = read - sum(rejected.values())
-    dst_fs.write(dst, out.getvalue().encode("utf-8"), overwrite=overwrite)
     lines = {
         "read": read,
         "accepted": rows,
@@ -126,6 +134,15 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
             by_reason=rejected,
         )
     return manifest
+
+
+class _LineCatcher:
+    """A file-like object that keeps the last string written: one CSV row at a time."""
+
+    line = ""
+
+    def write(self, text):
+        self.line = text
 
 
 def _decimal_text(micros):
