@@ -87,3 +87,88 @@ def cdnow_path():
         if path.exists() and _md5(path) == CDNOW_MD5:
             return path
     require(False, f"no CDNOW log with md5 {CDNOW_MD5} at {[str(c) for c in candidates]}")
+
+
+# -- the real single-node Hadoop ---------------------------------------------------------------
+
+CLUSTER_SCRIPT = REPO / "scripts" / "hadoop-cluster.sh"
+
+
+class HadoopCluster:
+    """A running cluster started by ``scripts/hadoop-cluster.sh`` (see :func:`hadoop_cluster`).
+
+    ``env`` holds what clients need (``HADOOP_HOME``, ``HADOOP_CONF_DIR``, ``PATH`` with
+    the cluster's ``hadoop`` first, ``CRM_WEBHDFS_URL``); ``fs_url`` is ``fs.defaultFS``
+    and ``webhdfs_url`` the NameNode's HTTP address.
+    """
+
+    def __init__(self, directory, state):
+        self.directory = Path(directory)
+        self.state = state
+        self.fs_url = state["urls"]["fs.defaultFS"]
+        self.webhdfs_url = state["urls"]["webhdfs"]
+        self.hadoop_bin = state["hadoop_bin"]
+        self.env = {
+            "HADOOP_HOME": state["home"],
+            "HADOOP_CONF_DIR": state["conf_dir"],
+            "CRM_WEBHDFS_URL": self.webhdfs_url,
+            "PATH": f"{Path(self.hadoop_bin).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def hadoop(self, *args, check=True):
+        """Run ``hadoop ARGS`` against the cluster; return the completed process (text)."""
+        import subprocess
+
+        env = {**os.environ, **self.env}
+        return subprocess.run(
+            [self.hadoop_bin, *args], env=env, capture_output=True, text=True, check=check
+        )
+
+    def pids(self):
+        """PIDs of the cluster's daemons, from its pid files."""
+        return {
+            p.stem: int(p.read_text())
+            for p in (self.directory / "pids").glob("*.pid")
+            if p.read_text().strip()
+        }
+
+
+@pytest.fixture(scope="session")
+def hadoop_cluster(tmp_path_factory):
+    """Start a real NameNode, DataNode, ResourceManager, NodeManager and JobHistoryServer
+    on 127.0.0.1 once per test session (jars fetched from Maven Central and cached) and
+    stop them, by PID, at the end. Without Java the tests that use it skip, except under
+    CI=true, where they fail."""
+    import shutil
+    import subprocess
+    import sys
+
+    java_home = os.environ.get("JAVA_HOME")
+    has_java = bool(java_home and Path(java_home, "bin", "java").exists()) or bool(
+        shutil.which("java")
+    )
+    require(has_java, "Java is not installed (the Hadoop tests need a JDK, 17 works)")
+    directory = tmp_path_factory.mktemp("hadoop-cluster")
+    env = {**os.environ, "PYTHON": sys.executable}
+    cmd = [str(CLUSTER_SCRIPT), "--dir", str(directory), "--python", sys.executable]
+    started = subprocess.run([*cmd[:1], "start", *cmd[1:]], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        subprocess.run([*cmd[:1], "stop", *cmd[1:]], env=env, capture_output=True)
+        message = f"the Hadoop cluster did not start:\n{started.stderr[-3000:]}"
+        if IN_CI:
+            pytest.fail(message)
+        # a user's machine may lack Maven or the network: say why, do not break the suite
+        pytest.skip(message)
+    state = json.loads((directory / "cluster.json").read_text())
+    try:
+        yield HadoopCluster(directory, state)
+    finally:
+        subprocess.run([*cmd[:1], "stop", *cmd[1:]], env=env, capture_output=True)
+
+
+@pytest.fixture
+def hadoop_env(hadoop_cluster, monkeypatch):
+    """The cluster's client environment, set for one test (mrjob reads ``os.environ``)."""
+    for name, value in hadoop_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    return hadoop_cluster
