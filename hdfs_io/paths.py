@@ -156,6 +156,13 @@ def get_filesystem(uri_or_path, config=None):
     StorageError
         For an ``hdfs://`` URI when no WebHDFS URL is configured (set ``CRM_WEBHDFS_URL``),
         or for an unsupported scheme.
+
+    Notes
+    -----
+    For ``hdfs://host:port/path`` the requests go to the configured WebHDFS URL, whatever
+    ``host:port`` says (the RPC address cannot be mapped to the HTTP one); ``host:port`` is
+    kept so that :meth:`~hdfs_io.webhdfs.WebHDFSFileSystem.uri` gives back the same form.
+    ``hdfs:///path`` means the cluster's ``fs.defaultFS``.
     """
     if is_hdfs(uri_or_path):
         settings = webhdfs_settings(config)

@@ -16,7 +16,7 @@ import requests
 import urllib3
 from hdfs.util import HdfsError
 
-from .base import FileSystem
+from .base import FileSystem, encode_lines
 from .errors import PathExists, PathNotFound, StorageError
 
 __all__ = ["WebHDFSFileSystem", "DEFAULT_TIMEOUT", "DEFAULT_RETRIES", "DEFAULT_BACKOFF"]
@@ -36,9 +36,38 @@ _CONNECTION_ERRORS = (
     urllib3.exceptions.TimeoutError,
 )
 
+#: Lines of a data stream are sent in chunks of about this size (streamed, never all in memory).
+_WRITE_CHUNK = 1 << 20
+
 _SECRET_PARAM_RE = re.compile(r"(?i)\b(delegation|token|password|passwd|secret)=[^&\s'\"]+")
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
 _CONN_PREFIX_RE = re.compile(r"^<?[\w.]*HTTPS?Connection[^:]*>?:\s*")
+#: Start of the Java stack trace that Hadoop 3 appends to some RemoteException messages.
+_JAVA_STACK_RE = re.compile(r"\s*\n\s*at [\w$.<>/-]+\(")
+#: Server messages saying the path exists but has the wrong type (not "not found"/"exists").
+_WRONG_TYPE_RE = re.compile(r"(?i)not a (?:file|directory)|must both be directories")
+
+
+class _RedactSecretsFilter(logging.Filter):
+    """Logging filter masking credential query parameters (``delegation=...``).
+
+    urllib3 logs every request line, query included, at DEBUG level, which would put a
+    delegation token in the logs of anyone debugging a run.
+    """
+
+    def filter(self, record):
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the handler's business (handleError)
+            return True
+        redacted = _SECRET_PARAM_RE.sub(r"\1=***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT_FILTER = _RedactSecretsFilter()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACT_FILTER)
 
 
 def _display_url(url):
@@ -51,6 +80,60 @@ def _display_url(url):
         netloc = parts.netloc.rpartition("@")[2]
         shown.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/"))
     return ";".join(shown)
+
+
+def _origin(url):
+    """Return ``scheme://host:port`` of `url`, lower-cased, or '' when it has none."""
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower() if parts.netloc else ""
+
+
+def _check_timeout(timeout):
+    """Return `timeout` if it is a positive number or a (connect, read) pair of them."""
+    values = timeout if isinstance(timeout, tuple | list) else (timeout,)
+    valid = len(values) in (1, 2) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in values
+    )
+    if not valid:
+        raise StorageError(
+            "Invalid WebHDFS timeout %r: expected positive seconds or a (connect, read) pair",
+            timeout,
+        )
+    return tuple(values) if len(values) == 2 else values[0]
+
+
+class _OneShotStream:
+    """Iterable over the byte chunks of a data stream that remembers whether it was started.
+
+    A stream cannot be sent twice, so a failed write is only retried while nothing was read.
+    """
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self.started = False
+
+    def __iter__(self):
+        self.started = True
+        yield from self._chunks
+
+
+def _chunked(pieces, size):
+    """Join consecutive byte strings into chunks of at least `size` bytes (the last may be
+    shorter)."""
+    buffer, length = [], 0
+    for piece in pieces:
+        buffer.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield b"".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def _literal_path(path):
+    """Stand-in for HdfsCLI's ``Client.resolve``: the path as given (already absolute)."""
+    return path
 
 
 def _request_not_sent(exc):
@@ -100,24 +183,38 @@ class WebHDFSFileSystem(FileSystem):
     token : str, optional
         Hadoop delegation token (``hdfs.TokenClient``). Never shown in messages or ``repr``.
     kerberos : bool, optional
-        Authenticate with Kerberos (``hdfs.ext.kerberos.KerberosClient``, needs
-        ``requests-kerberos``). Default False.
+        Authenticate with Kerberos (``hdfs.ext.kerberos.KerberosClient``). Default False.
+        This needs the optional ``requests-kerberos`` package (``pip install 'hdfs[kerberos]'``
+        installs it) and a Kerberos ticket (``kinit``); without the package the constructor
+        raises :class:`~hdfs_io.errors.StorageError` saying what to install. Kerberos is not
+        exercised by this project's tests (its test cluster runs without security): only that
+        error is.
     timeout : float or tuple of float, optional
-        ``(connect, read)`` timeouts in seconds. Default ``(10, 60)``.
+        Seconds to wait for a connection and then for each response, as one number or a
+        ``(connect, read)`` pair. Default ``(10, 60)``.
     retries : int, optional
         Total number of attempts for an operation failing with a connection error or a
         timeout. Errors answered by the NameNode are never retried. Default 3.
     backoff : float, optional
-        Delay before the 2nd attempt, doubled for each further one. Default 0.5 s.
+        Delay before the 2nd attempt, doubled for each further one (at most 30 s). Default 0.5.
     fs_uri : str, optional
         ``hdfs://host:port`` prefix that :meth:`uri` puts before paths. Default ``hdfs://``
         (i.e. ``hdfs:///abs``, meaning the cluster's ``fs.defaultFS``).
+
+    Raises
+    ------
+    StorageError
+        For an invalid URL, timeout, retries or backoff, a token together with Kerberos, or
+        Kerberos without ``requests-kerberos``. Messages never contain the token.
 
     Notes
     -----
     Operations that change the namespace (write without overwrite, rename, delete) are only
     retried when the request surely did not reach the server (connection refused or connect
-    timeout); after a read timeout their outcome is unknown and the error says so.
+    timeout); after a read timeout their outcome is unknown and the error says so. A write
+    whose data is a stream (:meth:`write_lines`) is not retried once part of it was sent.
+
+    Paths are taken literally: HdfsCLI's ``#LATEST`` markers are not expanded.
     """
 
     scheme = "hdfs"
@@ -144,14 +241,19 @@ class WebHDFSFileSystem(FileSystem):
             raise StorageError(
                 "Cannot use both a delegation token and Kerberos for WebHDFS %s", _display_url(url)
             )
-        retries = int(retries)
-        if retries < 1:
-            raise StorageError("Invalid WebHDFS retries %r: must be at least 1", retries)
-        if float(backoff) < 0:
-            raise StorageError("Invalid WebHDFS backoff %r: must not be negative", backoff)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+            raise StorageError("Invalid WebHDFS retries %r: must be an int of at least 1", retries)
+        if (
+            isinstance(backoff, bool)
+            or not isinstance(backoff, int | float)
+            or not 0 <= backoff < float("inf")
+        ):
+            raise StorageError(
+                "Invalid WebHDFS backoff %r: must be a non-negative number of seconds", backoff
+            )
         self.url = _display_url(url)
-        self.user = user
-        self.timeout = timeout
+        self._origins = {_origin(one) for one in urls}
+        self.timeout = _check_timeout(timeout)
         self.retries = retries
         self.backoff = float(backoff)
         self.fs_uri = (fs_uri or "hdfs://").rstrip("/")
@@ -160,22 +262,33 @@ class WebHDFSFileSystem(FileSystem):
         self._secrets = tuple(s for s in {token, quote(token, safe="")} if s) if token else ()
         if token:
             self.auth = "token"
-            client = hdfs.TokenClient(url, token, timeout=timeout)
+            self.user = None
+            client = hdfs.TokenClient(url, token, timeout=self.timeout)
         elif kerberos:
             self.auth = "kerberos"
-            client = self._kerberos_client(url, timeout)
+            self.user = None
+            client = self._kerberos_client(url, self.timeout)
         else:
             self.auth = "simple"
-            client = hdfs.InsecureClient(url, user=user, timeout=timeout)
+            self.user = user or getpass.getuser()
+            client = hdfs.InsecureClient(url, user=self.user, timeout=self.timeout)
+        # HdfsCLI expands '#LATEST' path components into the newest entry: take paths literally
+        # (they reach the client already absolute and normalised).
+        client.resolve = _literal_path
         self._client = client
 
     def _kerberos_client(self, url, timeout):
+        """Return an HdfsCLI KerberosClient, or raise a StorageError saying what is missing.
+
+        Kerberos cannot be tested here (no KDC): only the missing-package error is tested.
+        """
         try:
             from hdfs.ext.kerberos import KerberosClient
         except ImportError as exc:
             raise StorageError(
-                "Kerberos authentication was requested for WebHDFS %s but it is unavailable (%s); "
-                "install it with 'pip install requests-kerberos'",
+                "Kerberos authentication was requested for WebHDFS %s but it is unavailable "
+                "(%s); install it with 'pip install requests-kerberos' "
+                "(or 'pip install hdfs[kerberos]'), or unset CRM_WEBHDFS_KERBEROS",
                 self.url,
                 exc,
             ) from None
@@ -197,40 +310,88 @@ class WebHDFSFileSystem(FileSystem):
         return _USERINFO_RE.sub(r"\1", text)
 
     def _cause(self, exc):
-        """Short, credential-free description of a connection-level error."""
+        """Short, credential-free description of a connection-level error.
+
+        When the failing request went elsewhere than the NameNode (a DataNode the NameNode
+        redirected to), that address is named, since it is what the user must fix.
+        """
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         text = str(reason) if reason is not None else str(exc)
         text = _CONN_PREFIX_RE.sub("", text.strip("'\" ")) or type(exc).__name__
-        return f"{type(exc).__name__}: {self._scrub(text)}"
+        cause = f"{type(exc).__name__}: {self._scrub(text)}"
+        request = getattr(exc, "request", None)
+        origin = _origin(getattr(request, "url", None))
+        if origin and origin not in self._origins:
+            cause += f" (at {origin}, where the NameNode redirected the request)"
+        return cause
 
     def _error(self, cls, action, path, cause):
         return cls("Cannot %s %r on WebHDFS %s: %s", action, path, self.url, cause, path=path)
 
-    def _hdfs_error(self, action, path, exc):
-        message = self._scrub(exc.message).strip()
+    def _server_message(self, exc):
+        """The NameNode's message of an HdfsError: scrubbed, without Java stack trace."""
+        raw = exc.message
+        message = "" if raw is None else self._scrub(raw)
+        message = _JAVA_STACK_RE.split(message, maxsplit=1)[0].strip()
         if len(message) > 1000:
             message = message[:1000] + "..."
+        return message
+
+    def _hdfs_error(self, action, path, exc):
+        message = self._server_message(exc)
         name = getattr(exc, "exception", None) or ""
         lowered = message.lower()
-        if name == "FileNotFoundException" or "does not exist" in lowered or "not found" in lowered:
+        if _WRONG_TYPE_RE.search(message):
+            cls = StorageError  # exists, but is a file where a directory is needed or vice versa
+        elif name == "FileNotFoundException" or any(
+            words in lowered for words in ("does not exist", "not found")
+        ):
             cls = PathNotFound
         elif name == "FileAlreadyExistsException" or "already exists" in lowered:
             cls = PathExists
         else:
             cls = StorageError
-        return self._error(cls, action, path, message or name or "request failed")
+        if not message:
+            message = f"{name} (no message from the server)" if name else "request failed"
+            if self.auth == "token":
+                message += "; is the delegation token valid?"
+        return self._error(cls, action, path, message)
 
-    def _call(self, action, path, func, idempotent=True):
-        """Run `func` with bounded retries on connection errors, translating failures."""
+    def _call(self, action, path, func, idempotent=True, stream=None, translate=None):
+        """Run `func` with bounded retries on connection errors, translating failures.
+
+        Parameters
+        ----------
+        action, path : str
+            What is done, for messages ("read", "/user/x").
+        func : callable
+            The request(s); called once per attempt.
+        idempotent : bool, optional
+            Whether repeating a request that may have reached the server is harmless.
+        stream : _OneShotStream, optional
+            Data sent by `func`; once started, the operation is not retried.
+        translate : callable, optional
+            Maps an HdfsError (an answer of the server) to the StorageError to raise.
+        """
         attempt = 0
         while True:
             attempt += 1
             try:
                 return func()
             except HdfsError as exc:
+                if translate is not None:
+                    raise translate(exc) from None
                 raise self._hdfs_error(action, path, exc) from None
             except _CONNECTION_ERRORS as exc:
                 cause = self._cause(exc)
+                if stream is not None and stream.started:
+                    raise self._error(
+                        StorageError,
+                        action,
+                        path,
+                        f"{cause} (not retried: part of the data was already sent; "
+                        "the file may exist incomplete)",
+                    ) from None
                 if not idempotent and not _request_not_sent(exc):
                     raise self._error(
                         StorageError,
@@ -461,6 +622,42 @@ class WebHDFSFileSystem(FileSystem):
             idempotent=bool(overwrite),
         )
 
+    def write_lines(self, path, lines, overwrite=False):
+        """Write text lines as a UTF-8 file, streaming them (never all in memory).
+
+        Parameters
+        ----------
+        path : str
+            HDFS file.
+        lines : iterable of str
+            Lines without their newline (a single trailing ``'\\n'`` is tolerated).
+        overwrite : bool, optional
+            Replace an existing file. Default False.
+
+        Raises
+        ------
+        ValueError
+            If a line contains a newline other than at its end.
+        PathExists
+            If `path` exists and `overwrite` is False.
+
+        Notes
+        -----
+        The data goes in chunks of about 1 MiB with HTTP chunked transfer encoding. Once the
+        first chunk was sent the write is not retried, and a failure (or a ValueError from a
+        bad line) may leave an incomplete file at `path`: write into a
+        :class:`hdfs_io.publish.Publication` when readers must never see one.
+        """
+        path = self.normalize(path)
+        stream = _OneShotStream(_chunked(encode_lines(lines), _WRITE_CHUNK))
+        self._call(
+            "write",
+            path,
+            lambda: self._client.write(path, data=stream, overwrite=overwrite),
+            idempotent=bool(overwrite),
+            stream=stream,
+        )
+
     def mkdir(self, path):
         """Create a directory and its parents; do nothing if it exists.
 
@@ -468,6 +665,11 @@ class WebHDFSFileSystem(FileSystem):
         ----------
         path : str
             HDFS directory.
+
+        Raises
+        ------
+        StorageError
+            If `path` or one of its parents is a file.
         """
         path = self.normalize(path)
         self._call("create directory", path, lambda: self._client.makedirs(path))
@@ -481,28 +683,67 @@ class WebHDFSFileSystem(FileSystem):
             Existing HDFS path.
         dst : str
             New HDFS path; its parent must exist.
+
+        Raises
+        ------
+        PathNotFound
+            If `src` or the parent directory of `dst` does not exist.
+        PathExists
+            If `dst` exists.
+
+        Notes
+        -----
+        The rename is sent with ``renameoptions=NONE`` (HDFS ``rename2``), which the NameNode
+        refuses atomically when `dst` exists. Plain WebHDFS ``RENAME`` would instead move `src`
+        *into* an existing directory `dst`, so a publication racing another could nest one
+        result inside the other.
         """
         src, dst = self.normalize(src), self.normalize(dst)
         if not self.exists(src):
-            raise PathNotFound(
-                "Cannot rename %r to %r on WebHDFS %s: source does not exist",
-                src,
-                dst,
-                self.url,
-                path=src,
-            )
+            raise self._rename_error(PathNotFound, src, dst, "source does not exist", src)
         if self.exists(dst):
-            # WebHDFS would move src *into* an existing directory: refuse instead.
-            raise PathExists(
-                "Cannot rename %r to %r on WebHDFS %s: destination exists",
-                src,
-                dst,
-                self.url,
-                path=dst,
-            )
+            raise self._rename_error(PathExists, src, dst, "destination exists", dst)
+
+        def rename():
+            res = self._client._rename(src, destination=dst, renameoptions="NONE")
+            # rename2 answers with an empty body; a server ignoring renameoptions answers
+            # {"boolean": false} when it could not rename.
+            if res.content and res.json().get("boolean") is False:
+                raise HdfsError("the server refused the rename")
+
         self._call(
-            f"rename {src!r} to", dst, lambda: self._client.rename(src, dst), idempotent=False
+            f"rename {src!r} to",
+            dst,
+            rename,
+            idempotent=False,
+            translate=lambda exc: self._diagnose_rename(src, dst, exc),
         )
+
+    def _rename_error(self, cls, src, dst, cause, path):
+        return cls("Cannot rename %r to %r on WebHDFS %s: %s", src, dst, self.url, cause, path=path)
+
+    def _diagnose_rename(self, src, dst, exc):
+        """Explain a rename the server refused, by looking at `src`, `dst` and its parent."""
+        message = self._server_message(exc)
+        if (
+            getattr(exc, "exception", None) == "FileAlreadyExistsException"
+            or "already exists" in message
+            or "must both be directories" in message  # rename2: dst exists, other type
+        ):
+            return self._rename_error(PathExists, src, dst, "destination exists", dst)
+        if not self.exists(src):
+            return self._rename_error(PathNotFound, src, dst, "source does not exist", src)
+        if self.exists(dst):
+            return self._rename_error(PathExists, src, dst, "destination exists", dst)
+        parent = posixpath.dirname(dst)
+        if not self.exists(parent):
+            cause = f"the destination's parent directory {parent!r} does not exist"
+            return self._rename_error(PathNotFound, src, dst, cause, parent)
+        if self.status(parent)["type"] != "DIRECTORY":
+            cause = f"the destination's parent {parent!r} is a file"
+            return self._rename_error(StorageError, src, dst, cause, parent)
+        cause = message or "the server refused the rename"
+        return self._rename_error(StorageError, src, dst, cause, src)
 
     def delete(self, path, recursive=False):
         """Delete a file or directory.
