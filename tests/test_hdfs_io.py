@@ -1,11 +1,14 @@
 """Tests of the storage package hdfs_io (local filesystem, WebHDFS error handling, publishing)."""
 
 import contextlib
+import getpass
 import http.server
 import json
 import logging
 import os
+import re
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -473,6 +476,9 @@ class _FakeNameNode(http.server.BaseHTTPRequestHandler):
         op = parse_qs(parts.query).get("op", [""])[0]
         if self.mode == "html":
             return self._send(200, b"<html>Not WebHDFS</html>", "text/html")
+        if self.mode == "dead-datanode" and op == "OPEN":
+            location = f"http://127.0.0.1:{self.dead_port}/webhdfs/v1{path}?op=OPEN"
+            return self._send(307, b"", headers=[("Location", location)])
         if parts.path.startswith("/datanode"):
             return self._send(200, FAKE_FILES[parts.path.removeprefix("/datanode")], "x/y")
         children = sorted(p.rsplit("/", 1)[1] for p in FAKE_FILES if p.startswith(path + "/"))
@@ -500,13 +506,26 @@ class _FakeNameNode(http.server.BaseHTTPRequestHandler):
         }
         return self._send(404, {"RemoteException": exception})
 
+    def do_PUT(self):  # noqa: N802 - http.server API
+        """CREATE is redirected to "/datanode", which reads a little of the data and hangs up."""
+        type(self).requests.append(self.path)
+        parts = urlsplit(self.path)
+        if not parts.path.startswith("/datanode"):
+            host = self.headers["Host"]
+            location = f"http://{host}/datanode" + parts.path.removeprefix("/webhdfs/v1")
+            return self._send(307, b"", headers=[("Location", location)])
+        self.rfile.read(1000)
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
     def log_message(self, *args):
         pass
 
 
 @contextlib.contextmanager
-def fake_namenode(mode):
-    handler = type("Handler", (_FakeNameNode,), {"requests": [], "mode": mode})
+def fake_namenode(mode, dead_port=None):
+    attributes = {"requests": [], "mode": mode, "dead_port": dead_port}
+    handler = type("Handler", (_FakeNameNode,), attributes)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -549,6 +568,102 @@ def test_webhdfs_url_of_a_non_webhdfs_server_gives_a_hint():
         fs = WebHDFSFileSystem(url, retries=3, backoff=0.001)
         with pytest.raises(StorageError, match="NameNode HTTP address"):
             fs.status("/user/x")
+
+
+def test_webhdfs_unreachable_datanode_is_named_in_the_error():
+    dead_port = free_port()
+    dead = f"http://127.0.0.1:{dead_port}"
+    with fake_namenode("dead-datanode", dead_port=dead_port) as (url, _seen):
+        fs = WebHDFSFileSystem(url, retries=2, backoff=0.001)
+        with pytest.raises(StorageError) as info:
+            fs.read("/out/part-00000")
+    message = str(info.value)
+    assert url in message and "'/out/part-00000'" in message
+    assert "refused" in message.lower() and "after 2 attempts" in message
+    assert f"at {dead}, where the NameNode redirected" in message
+
+
+def test_webhdfs_streamed_write_is_not_retried_once_data_was_sent():
+    with fake_namenode("files") as (url, seen):
+        fs = WebHDFSFileSystem(url, retries=3, backoff=0.001)
+        lines = (f"{i:06d}" + "x" * 200 for i in range(20_000))  # about 4 MB, several chunks
+        with pytest.raises(StorageError) as info:
+            fs.write_lines("/out/big", lines, overwrite=True)
+    assert "not retried: part of the data was already sent" in str(info.value)
+    assert "'/out/big'" in str(info.value)
+    assert sum(path.startswith("/datanode") for path in seen) == 1
+
+
+@contextlib.contextmanager
+def silent_server():
+    """A TCP server that accepts connections but never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_webhdfs_read_timeout_is_retried_for_reads_then_reported(caplog):
+    caplog.set_level(logging.WARNING, logger="hdfs_io.webhdfs")
+    with silent_server() as url:
+        fs = WebHDFSFileSystem(url, timeout=(1, 0.2), retries=2, backoff=0.01)
+        start = time.monotonic()
+        with pytest.raises(StorageError) as info:
+            fs.status("/user/x")
+        elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert url in message and "'/user/x'" in message
+    assert "timed out" in message and "after 2 attempts" in message
+    assert 0.4 <= elapsed < 3
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_webhdfs_read_timeout_is_not_retried_for_namespace_changes(caplog):
+    caplog.set_level(logging.WARNING, logger="hdfs_io.webhdfs")
+    with silent_server() as url:
+        fs = WebHDFSFileSystem(url, timeout=(1, 0.2), retries=3, backoff=0.01)
+        with pytest.raises(StorageError) as info:
+            fs.delete("/user/x/out", recursive=True)
+    assert "may or may not have been applied" in str(info.value)
+    assert not any("retrying" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("timeout", 0, "timeout 0"),
+        ("timeout", (1, 2, 3), "timeout (1, 2, 3)"),
+        ("timeout", "10", "timeout '10'"),
+        ("retries", 0, "retries 0"),
+        ("retries", 2.5, "retries 2.5"),
+        ("backoff", -1, "backoff -1"),
+    ],
+)
+def test_webhdfs_invalid_settings_name_the_value(setting, value, words):
+    with pytest.raises(StorageError, match=re.escape(f"Invalid WebHDFS {words}:")):
+        WebHDFSFileSystem("http://127.0.0.1:9870", **{setting: value})
+
+
+def test_webhdfs_kerberos_without_the_package_names_what_to_install(monkeypatch):
+    # Whether or not requests-kerberos is installed here, make its import fail.
+    monkeypatch.setitem(sys.modules, "requests_kerberos", None)
+    monkeypatch.delitem(sys.modules, "hdfs.ext.kerberos", raising=False)
+    with pytest.raises(StorageError) as info:
+        WebHDFSFileSystem("http://127.0.0.1:9870", kerberos=True)
+    message = str(info.value)
+    assert "http://127.0.0.1:9870" in message
+    assert "pip install requests-kerberos" in message and "hdfs[kerberos]" in message
+    monkeypatch.setenv("CRM_WEBHDFS_URL", "http://127.0.0.1:9870")
+    monkeypatch.setenv("CRM_WEBHDFS_KERBEROS", "1")
+    with pytest.raises(StorageError, match="requests-kerberos"):
+        get_filesystem("hdfs:///user/x")
+
+
+def test_webhdfs_user_defaults_to_the_local_user():
+    fs = WebHDFSFileSystem("http://127.0.0.1:9870")
+    assert fs.user == getpass.getuser()
+    assert fs.home_directory() == f"/user/{getpass.getuser()}"
+    assert f"user={getpass.getuser()!r}" in repr(fs)
 
 
 # Publication ----------------------------------------------------------------------------------
