@@ -3,6 +3,7 @@
 import contextlib
 import getpass
 import io
+import itertools
 import json
 import logging
 import os
@@ -643,13 +644,18 @@ class WebHDFSFileSystem(FileSystem):
 
         Notes
         -----
-        The data goes in chunks of about 1 MiB with HTTP chunked transfer encoding. Once the
-        first chunk was sent the write is not retried, and a failure (or a ValueError from a
-        bad line) may leave an incomplete file at `path`: write into a
-        :class:`hdfs_io.publish.Publication` when readers must never see one.
+        The data goes in chunks of about 1 MiB with HTTP chunked transfer encoding. The first
+        chunk is encoded before any request, so a bad line in it creates no file. Once data
+        was sent the write is not retried, and a failure (or a ValueError from a later bad
+        line) may leave an incomplete file at `path`, possibly created by the DataNode shortly
+        after the error: write into a :class:`hdfs_io.publish.Publication` when readers must
+        never see one.
         """
         path = self.normalize(path)
-        stream = _OneShotStream(_chunked(encode_lines(lines), _WRITE_CHUNK))
+        chunks = _chunked(encode_lines(lines), _WRITE_CHUNK)
+        # A bad line in the first chunk fails before any request: no file is created.
+        first = next(chunks, b"")
+        stream = _OneShotStream(itertools.chain([first], chunks))
         self._call(
             "write",
             path,

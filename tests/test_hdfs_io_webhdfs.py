@@ -118,6 +118,7 @@ def test_write_lines_streams_several_chunks_and_rejects_embedded_newlines(fs, ba
     assert fs.read(f"{base}/lines.tsv") == b"again\n"
     with pytest.raises(ValueError, match="line 2"):
         fs.write_lines(f"{base}/bad.tsv", ["ok", "not\nok"])
+    assert fs.list(base) == ["lines.tsv"]  # a bad line in the first chunk sends nothing
 
 
 def test_missing_paths_raise_path_not_found_naming_the_path_and_the_namenode(fs, base):
