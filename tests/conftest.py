@@ -115,13 +115,13 @@ class HadoopCluster:
             "PATH": f"{Path(self.hadoop_bin).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
 
-    def hadoop(self, *args, check=True):
-        """Run ``hadoop ARGS`` against the cluster; return the completed process (text)."""
+    def hadoop(self, *args, check=True, text=True):
+        """Run ``hadoop ARGS`` against the cluster; return the completed process."""
         import subprocess
 
         env = {**os.environ, **self.env}
         return subprocess.run(
-            [self.hadoop_bin, *args], env=env, capture_output=True, text=True, check=check
+            [self.hadoop_bin, *args], env=env, capture_output=True, text=text, check=check
         )
 
     def pids(self):
