@@ -23,6 +23,7 @@ from .publish import (
     list_leftovers,
     read_manifest,
     validate_deletable,
+    write_file_atomically,
 )
 from .webhdfs import WebHDFSFileSystem
 
@@ -38,6 +39,7 @@ __all__ = [
     "Publication",
     "check_can_publish",
     "validate_deletable",
+    "write_file_atomically",
     "is_published",
     "read_manifest",
     "list_leftovers",

@@ -182,6 +182,27 @@ class FileSystem(abc.ABC):
         """
         self.write(path, b"".join(encode_lines(lines)), overwrite=overwrite)
 
+    def upload(self, local_file, path, overwrite=False):
+        """Copy a local file to `path`, streaming it (never all in memory).
+
+        Parameters
+        ----------
+        local_file : str or os.PathLike
+            The local file to copy; its bytes are copied unchanged.
+        path : str
+            Destination file.
+        overwrite : bool, optional
+            Replace an existing file. Default False.
+
+        Raises
+        ------
+        PathExists
+            If `path` exists and `overwrite` is False.
+        StorageError
+            If `local_file` cannot be read (the message names it).
+        """
+        self.write(path, _read_local(local_file), overwrite=overwrite)
+
     @abc.abstractmethod
     def mkdir(self, path):
         """Create a directory and its parents; do nothing if it already exists.
@@ -396,3 +417,43 @@ def read_parts(fs, path):
     for name in part_files(fs, base):
         with fs.open_read(posixpath.join(base, name)) as fileobj:
             yield from iter_lines(fileobj)
+
+
+UPLOAD_CHUNK = 1 << 20
+
+
+def _read_local(local_file):
+    try:
+        with open(local_file, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise StorageError("Cannot read local file %r: %s", str(local_file), exc) from exc
+
+
+def local_file_chunks(local_file, size=UPLOAD_CHUNK):
+    """Open `local_file` at once (so a missing one fails early) and yield its bytes in chunks.
+
+    Raises
+    ------
+    StorageError
+        If `local_file` cannot be opened or read (the message names it).
+    """
+    try:
+        f = open(local_file, "rb")
+    except OSError as exc:
+        raise StorageError("Cannot read local file %r: %s", str(local_file), exc) from exc
+
+    def chunks():
+        with f:
+            while True:
+                try:
+                    chunk = f.read(size)
+                except OSError as exc:
+                    raise StorageError(
+                        "Cannot read local file %r: %s", str(local_file), exc
+                    ) from exc
+                if not chunk:
+                    return
+                yield chunk
+
+    return chunks()

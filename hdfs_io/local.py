@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .base import FileSystem, encode_lines
+from .base import FileSystem, encode_lines, local_file_chunks
 from .errors import PathExists, PathNotFound, StorageError
 
 __all__ = ["LocalFileSystem", "local_path"]
@@ -280,6 +280,10 @@ class LocalFileSystem(FileSystem):
             Replace an existing file. Default False.
         """
         self._write_chunks(path, encode_lines(lines), overwrite)
+
+    def upload(self, local_file, path, overwrite=False):
+        """Copy a local file to `path` atomically, in chunks (see :meth:`FileSystem.upload`)."""
+        self._write_chunks(path, local_file_chunks(local_file), overwrite)
 
     def mkdir(self, path):
         """Create a directory and its parents; do nothing if it exists.

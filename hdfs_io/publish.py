@@ -23,6 +23,7 @@ __all__ = [
     "is_published",
     "read_manifest",
     "list_leftovers",
+    "write_file_atomically",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -405,3 +406,59 @@ class Publication:
             raise StorageError("Cannot abort publication of %r: already committed", self.final_path)
         self.fs.delete(self.staging_path, recursive=True)
         self._state = "aborted"
+
+
+def write_file_atomically(fs, path, write, overwrite=False):
+    """Write one file so that readers see the old file, no file, or the complete new one.
+
+    ``write(tmp_path)`` writes the content to a hidden sibling (``.<name>.tmp-<uuid>``),
+    which is then renamed to `path`. With `overwrite`, an existing *file* at `path` is
+    deleted just before the rename (on HDFS there is no atomic replace, so a reader may
+    see no file for that instant, never a partial one). On any failure the temporary
+    file is deleted.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem holding `path`.
+    path : str
+        Destination file.
+    write : callable
+        Called with the temporary path; writes the whole content there.
+    overwrite : bool, optional
+        Replace an existing file. Default False.
+
+    Raises
+    ------
+    PathExists
+        If `path` exists and `overwrite` is False (checked before and after writing).
+    UnsafePathError
+        If `path` is a directory.
+    """
+    path = fs.normalize(path)
+
+    def check_destination():
+        if fs.exists(path):
+            if fs.status(path)["type"] == "DIRECTORY":
+                _refuse(path, "it is a directory, not a file")
+            if not overwrite:
+                raise PathExists(
+                    "%s exists; pass --overwrite to replace it", fs.uri(path), path=path
+                )
+
+    check_destination()
+    parent, name = posixpath.split(path)
+    tmp = posixpath.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
+    try:
+        write(tmp)
+        check_destination()
+        if overwrite and fs.exists(path):
+            fs.delete(path)
+        fs.rename(tmp, path)
+    except BaseException:
+        try:
+            if fs.exists(tmp):
+                fs.delete(tmp)
+        except StorageError as exc:  # keep the original error; say what is left
+            _logger.warning("could not remove the temporary file %s: %s", tmp, exc)
+        raise

@@ -17,7 +17,7 @@ import requests
 import urllib3
 from hdfs.util import HdfsError
 
-from .base import FileSystem, encode_lines
+from .base import FileSystem, encode_lines, local_file_chunks
 from .errors import PathExists, PathNotFound, StorageError
 
 __all__ = ["WebHDFSFileSystem", "DEFAULT_TIMEOUT", "DEFAULT_RETRIES", "DEFAULT_BACKOFF"]
@@ -656,6 +656,23 @@ class WebHDFSFileSystem(FileSystem):
         # A bad line in the first chunk fails before any request: no file is created.
         first = next(chunks, b"")
         stream = _OneShotStream(itertools.chain([first], chunks))
+        self._call(
+            "write",
+            path,
+            lambda: self._client.write(path, data=stream, overwrite=overwrite),
+            idempotent=bool(overwrite),
+            stream=stream,
+        )
+
+    def upload(self, local_file, path, overwrite=False):
+        """Copy a local file to `path`, streaming it in 1 MiB chunks.
+
+        Not atomic, and not retried once data was sent (as :meth:`write_lines`): use
+        :func:`hdfs_io.publish.write_file_atomically` when readers must never see a
+        partial file.
+        """
+        path = self.normalize(path)
+        stream = _OneShotStream(local_file_chunks(local_file))
         self._call(
             "write",
             path,

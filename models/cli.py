@@ -141,26 +141,18 @@ def _schema(args, inputs):
 
 
 def _cmd_generate(args, reporter):
-    import os
+    from models.data_stage import data_files, generate_data
 
-    from models.manifest import Stopwatch
-    from models.synthetic import generate, truth_path
-
-    if os.path.exists(args.output) and not args.overwrite:
-        raise StorageError(f"{args.output} exists; pass --overwrite to replace it")
-    watch = Stopwatch()
-    truth = generate(
-        args.output,
-        customers=args.customers,
-        lines=args.lines,
-        seed=args.seed,
-        start=args.start,
-        days=args.days,
-        dirty_rate=args.dirty_rate,
-        progress=reporter.progress("generate"),
-    )
-    reporter.progress("generate")(f"wrote {args.output} and {truth_path(args.output)}")
-    reporter.summary("generate", rows_in=0, rows_out=truth["lines_total"], seconds=watch.stop())
+    options = {
+        "customers": args.customers,
+        "lines": args.lines,
+        "seed": args.seed,
+        "start": args.start,
+        "days": args.days,
+        "dirty_rate": args.dirty_rate,
+    }
+    generate_data(args.output, options, overwrite=args.overwrite, reporter=reporter)
+    reporter.progress("generate")(f"wrote {', '.join(data_files(args.output))}")
 
 
 def _cmd_import(args, reporter):

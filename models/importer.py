@@ -15,7 +15,7 @@ Timestamps at midnight are written as dates.
 import csv
 import json
 
-from hdfs_io import PathExists, get_filesystem
+from hdfs_io import PathExists, get_filesystem, write_file_atomically
 from models.inputs import describe_inputs
 from models.manifest import Stopwatch, build_manifest
 from mr_jobs.records import (
@@ -103,7 +103,13 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
         counts["read"] = read
 
     say(f"reading {src_fs.uri(src)} ({inputs[0]['bytes']:,} bytes)")
-    dst_fs.write_lines(dst, canonical_lines(), overwrite=overwrite)
+    # a hidden temporary file renamed into place: a failed import leaves nothing behind
+    write_file_atomically(
+        dst_fs,
+        dst,
+        lambda tmp: dst_fs.write_lines(tmp, canonical_lines()),
+        overwrite=overwrite,
+    )
     read = counts["read"]
     rejected = counts["rejected"]
     rows = read - sum(rejected.values())

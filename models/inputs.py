@@ -1,13 +1,21 @@
-"""Input files as the driver sees them: their sizes and the schema their header implies."""
+"""Input files as the driver sees them: their sizes, the schema their header implies, and
+local copies of HDFS inputs for the runners that only read local files."""
 
+import contextlib
 import csv
 import io
+import os
+import shutil
+import tempfile
 
-from hdfs_io import get_filesystem
+from hdfs_io import LocalFileSystem, get_filesystem
 from mr_jobs.job_options import build_schema
 from mr_jobs.records import ROLES
 
-__all__ = ["describe_inputs", "detect_schema", "first_line"]
+__all__ = ["describe_inputs", "detect_schema", "first_line", "local_inputs", "LOCAL_ONLY_RUNNERS"]
+
+#: mrjob runners whose tasks read local files only (no ``hdfs://``).
+LOCAL_ONLY_RUNNERS = ("inline", "local")
 
 
 def describe_inputs(paths):
@@ -85,3 +93,62 @@ def detect_schema(
 
 def _delimiter(delimiter):
     return {None: ",", "tab": "\t", "comma": ","}.get(delimiter, delimiter)
+
+
+@contextlib.contextmanager
+def local_inputs(paths, runner, progress=None):
+    """Yield input paths the runner can read: for the ``inline`` and ``local`` runners,
+    ``hdfs://`` inputs are first copied (streamed) into a temporary directory, deleted
+    afterwards; every other input, and every input of other runners, is passed as is.
+
+    Parameters
+    ----------
+    paths : list of str
+        Input files or directories, local or ``hdfs://``.
+    runner : str
+        The mrjob runner.
+    progress : callable, optional
+        Called with a message per copied input.
+
+    Yields
+    ------
+    list of str
+    """
+    remote = [p for p in paths if not isinstance(get_filesystem(p)[0], LocalFileSystem)]
+    if runner not in LOCAL_ONLY_RUNNERS or not remote:
+        yield list(paths)
+        return
+    tmp_dir = tempfile.mkdtemp(prefix="crm-inputs-")
+    try:
+        staged = []
+        for index, path in enumerate(paths):
+            if path not in remote:
+                staged.append(path)
+                continue
+            fs, p = get_filesystem(path)
+            target = os.path.join(tmp_dir, f"input-{index:03d}")
+            if fs.status(p)["type"] == "DIRECTORY":
+                # as Hadoop does: names starting with _ or . are not data
+                files = [
+                    p.rstrip("/") + "/" + rel
+                    for rel in fs.walk_files(p)
+                    if not any(part.startswith(("_", ".")) for part in rel.split("/"))
+                ]
+            else:
+                files = [p]
+            os.makedirs(target)
+            copied = 0
+            for n, f in enumerate(sorted(files)):
+                local = os.path.join(target, f"{n:05d}-{os.path.basename(f)}")
+                with fs.open_read(f) as src, open(local, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                copied += os.path.getsize(local)
+            if progress:
+                progress(
+                    f"copied {fs.uri(p)} ({len(files)} file(s), {copied:,} bytes) to a local "
+                    f"temporary directory: the {runner} runner reads local files only"
+                )
+            staged.append(target)
+        yield staged
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

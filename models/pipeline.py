@@ -16,11 +16,8 @@ the first one runs, so a refused run changes nothing.
 """
 
 import json
-import os
-import shutil
-import tempfile
 
-from hdfs_io import LocalFileSystem, check_can_publish, get_filesystem, join
+from hdfs_io import check_can_publish, get_filesystem, join
 from models.manifest import Stopwatch, redact, versions
 from models.rfm_stage import run_rfm_stage
 from models.segments_stage import run_segments_stage
@@ -92,7 +89,7 @@ def run_pipeline(
     else:
         input_paths = [fs.uri(data_path)]
         record["stages"].append(
-            _generate_data(fs, paths["data"], data_path, generate_options or {}, reporter)
+            _generate_data(fs, data_path, generate_options or {}, overwrite, reporter)
         )
         schema = None
     if schema is None:
@@ -141,36 +138,16 @@ def _stage_entry(stage, path, manifest):
     }
 
 
-def _generate_data(fs, data_dir, data_path, options, reporter):
-    """Generate the built-in log into ``data_dir`` (locally, then copied if remote)."""
-    from models.synthetic import customers_truth_path, generate, truth_path
+def _generate_data(fs, data_path, options, overwrite, reporter):
+    """Generate the built-in log at ``data_path`` (see :mod:`models.data_stage`)."""
+    from models.data_stage import generate_data
 
-    say = reporter.progress("data") if reporter else None
-    watch = Stopwatch()
-    tmp_dir = None
-    if isinstance(fs, LocalFileSystem):
-        local_dir = fs.normalize(data_dir)
-        os.makedirs(local_dir, exist_ok=True)
-    else:
-        tmp_dir = local_dir = tempfile.mkdtemp(prefix="crm-data-")
-    try:
-        local_file = os.path.join(local_dir, DATA_FILE)
-        truth = generate(local_file, progress=say, **options)
-        if tmp_dir is not None:
-            for path in (local_file, truth_path(local_file), customers_truth_path(local_file)):
-                with open(path, "rb") as f:
-                    fs.write(join(data_dir, os.path.basename(path)), f.read(), overwrite=True)
-    finally:
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-    seconds = watch.stop()
-    if reporter:
-        reporter.summary("data", rows_in=0, rows_out=truth["lines_total"], seconds=seconds)
+    truth = generate_data(fs.uri(data_path), options, overwrite=overwrite, reporter=reporter)
     return {
         "stage": "data",
         "output": fs.uri(data_path),
         "lines": None,
         "rows_written": truth["lines_total"],
-        "seconds": seconds,
+        "seconds": truth["seconds"],
         "truth": {k: truth[k] for k in ("seed", "n_customers", "lines_total", "rejects_by_reason")},
     }

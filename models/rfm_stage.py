@@ -8,7 +8,7 @@ and ``_SUCCESS``. The columns are described in :mod:`mr_jobs.rfm` and the README
 import json
 
 from hdfs_io import Publication, get_filesystem
-from models.inputs import describe_inputs
+from models.inputs import describe_inputs, local_inputs
 from models.job_runner import run_job
 from models.manifest import Stopwatch, build_manifest
 from mr_jobs.job_options import schema_to_args
@@ -83,9 +83,17 @@ def run_rfm_stage(
     with Publication(fs, out, overwrite=overwrite) as publication:
         total = sum(i["bytes"] for i in inputs)
         say(f"{len(inputs)} input(s), {total:,} bytes -> {fs.uri(out)}")
-        with run_job(
-            MRCustomerRFM, input_paths, args, runner=runner, conf_paths=conf_paths, progress=say
-        ) as run:
+        with (
+            local_inputs(input_paths, runner, progress=say) as readable_inputs,
+            run_job(
+                MRCustomerRFM,
+                readable_inputs,
+                args,
+                runner=runner,
+                conf_paths=conf_paths,
+                progress=say,
+            ) as run,
+        ):
             rows = list(run.rows())
             lines, job_seconds = run.lines, run.seconds
         effective_as_of = as_of
