@@ -287,6 +287,10 @@ def write_config(layout, ports, loopback_lib=None):
         "dfs.heartbeat.interval": 1,
         "dfs.namenode.heartbeat.recheck-interval": 30000,
         "dfs.blocksize": 64 * 1024 * 1024,
+        # closing a file waited 0.4 s for the DataNode's block report (WebHDFS writes):
+        # close with the last block committed, and poll sooner
+        "dfs.namenode.file.close.num-committed-allowed": 1,
+        "dfs.client.block.write.locateFollowingBlock.initial.delay.ms": 50,
     }
     yarn = {
         "yarn.resourcemanager.hostname": HOST,
@@ -328,6 +332,7 @@ def write_config(layout, ports, loopback_lib=None):
         "yarn.log-aggregation-enable": "false",
         "yarn.nodemanager.log.retain-seconds": 3600,
         "yarn.resourcemanager.nodemanager-connect-retries": 10,
+        "yarn.resourcemanager.nodemanagers.heartbeat-interval-ms": 250,
     }
     heap = CONTAINER_HEAP
     mapred = {
@@ -349,7 +354,10 @@ def write_config(layout, ports, loopback_lib=None):
         "mapreduce.jobhistory.webapp.address": a["jhs_http"],
         "mapreduce.jobhistory.admin.address": a["jhs_admin"],
         "mapreduce.jobhistory.bind-host": HOST,
-        "mapreduce.job.reduce.slowstart.completedmaps": 1.0,
+        # reducers' JVMs start while maps run (0.05 is Hadoop's default)
+        "mapreduce.job.reduce.slowstart.completedmaps": 0.05,
+        # allocate containers within a quarter second, not Hadoop's one-second beat
+        "yarn.app.mapreduce.am.scheduler.heartbeat.interval-ms": 250,
         "mapreduce.client.progressmonitor.pollinterval": 500,
         "mapreduce.client.completion.pollinterval": 500,
     }
