@@ -73,7 +73,7 @@ ROLES = ("order_id", "customer_id", "timestamp", "item_id", "quantity", "unit_pr
 REJECT_REASONS = {
     "header": "a header line (the first line of a file, or a repeated one)",
     "blank": "an empty or whitespace-only line",
-    "undecodable": "bytes that are not valid UTF-8",
+    "undecodable": "bytes that are not valid UTF-8, or U+FFFD (a decoder's replacement for them)",
     "column_count": "a different number of fields than the schema's columns",
     "missing_customer": "an empty customer id",
     "missing_order": "an empty order id although the order column exists",
@@ -457,6 +457,10 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
+            return "undecodable"
+        if "\ufffd" in line:
+            # what a decoder puts in place of bytes it could not decode: Spark's text
+            # input (Hadoop Text -> Java String) hands such lines over already replaced
             return "undecodable"
         if whitespace:
             fields = line.split()
