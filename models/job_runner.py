@@ -3,21 +3,78 @@
 The driver never runs a runner from a job's own module: it builds the job with arguments,
 runs it once, reads the output and the counters, and checks that every line read was
 either accepted or rejected for a counted reason.
+
+The Spark runner
+----------------
+``runner="spark"`` runs the same steps through mrjob's Spark harness (``pyspark`` provides
+``spark-submit``; the harness returns the counters through a Spark accumulator). mrjob
+0.7.4 leaves a few traps that :func:`run_job` handles, for a master that runs on this
+machine (``local``, ``local[N]``, ``local-cluster[...]``) unless the options say otherwise:
+
+- ``SPARK_LOCAL_IP=127.0.0.1`` is given to ``spark-submit`` when it is set neither in the
+  environment nor in ``cmdenv`` (without it Spark binds to a non-loopback address).
+- Tasks run under the driver's own Python (``sys.executable``) unless ``python_bin`` is
+  set: mrjob's default is whatever ``python3`` is first on ``PATH``, which may lack
+  mrjob's 3.12/3.13 shims or be another minor version than the driver.
+- When an input or the output is on HDFS, mrjob's temporary directory goes to that HDFS
+  (:data:`SPARK_HDFS_TMP_DIR`) unless ``spark_tmp_dir`` is set; a local one is created
+  before the run. (The harness writes its counters with ``os.mkdir`` into that directory,
+  which mrjob never creates when nothing else is written there: with an ``hdfs://``
+  output, or when a run fails early, the run ended with a FileNotFoundError for
+  ``.../counter-output-step-0`` that hid the real error.)
+- An explicit ``--output-dir`` that already exists is refused before Spark starts, and
+  one that a failed run created is removed, so the next run does not hit Spark's
+  FileAlreadyExistsException.
+- mrjob's temporary directory (``<tmp>/<job key>-spark`` locally, or the one on HDFS),
+  which it never removes, is removed when the run is over, failed or not.
+- A failed step raises :class:`JobFailedError` naming the job, the runner and the first
+  exception found in Spark's log, instead of the whole ``spark-submit`` command line.
 """
 
 import json
+import logging
+import os
+import shlex
+import shutil
+import sys
 import time
 from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from mrjob.parse import is_uri
+from mrjob.step import StepFailedException
 
 from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED
 
-__all__ = ["RUNNERS", "JobRun", "AccountingError", "run_job", "line_accounting"]
+__all__ = [
+    "RUNNERS",
+    "SPARK_HDFS_TMP_DIR",
+    "JobRun",
+    "AccountingError",
+    "JobFailedError",
+    "run_job",
+    "line_accounting",
+]
+
+log = logging.getLogger(__name__)
 
 RUNNERS = ("inline", "local", "hadoop", "emr", "spark")
+
+#: Where Spark runs keep mrjob's temporary files on HDFS, on the namenode of the run's
+#: first ``hdfs://`` path (the output's, else an input's), when no ``spark_tmp_dir`` is set.
+SPARK_HDFS_TMP_DIR = "/tmp/crm-mapreduce/spark"
 
 
 class AccountingError(RuntimeError):
     """The counters of a run do not add up: lines read != accepted + rejected."""
+
+
+class JobFailedError(StepFailedException):
+    """A step of the job failed; ``reason`` names the job, the runner and the error.
+
+    A :class:`mrjob.step.StepFailedException`, so callers that catch mrjob's own keep
+    working; the original is chained as ``__cause__``.
+    """
 
 
 def line_accounting(counters):
@@ -98,19 +155,228 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
     Yields
     ------
     JobRun
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, an existing ``--output-dir`` (spark), or no ``spark-submit`` or
+        Java for the spark runner.
+    JobFailedError
+        A step failed on the spark runner (other runners raise mrjob's
+        :class:`~mrjob.step.StepFailedException`).
+    AccountingError
+        See :func:`line_accounting`.
+
+    Notes
+    -----
+    With ``runner="spark"`` the traps listed in this module's docstring are handled:
+    loopback binding, the tasks' Python, the temporary directory and its removal, the
+    output directory of a failed run, and the error message.
     """
     if runner not in RUNNERS:
         raise ValueError(f"runner={runner!r} should be one of {RUNNERS}")
     if not input_paths:
         raise ValueError("input_paths is empty: give at least one input file or directory")
+    input_paths = [str(p) for p in input_paths]
     argv = ["-r", runner]
     if conf_paths is not None:
         argv += ["--no-conf"] if not conf_paths else [a for p in conf_paths for a in ("-c", p)]
-    argv += list(args) + list(input_paths)
-    job = job_cls(args=argv)
+    argv += list(args)
+    job = job_cls(args=argv + input_paths)
+    if runner == "spark":
+        extra = _spark_args(job, input_paths)
+        if extra:
+            job = job_cls(args=argv + extra + input_paths)
     if progress:
         progress(f"running {job_cls.__name__} with the {runner} runner")
     started = time.perf_counter()
     with job.make_runner() as mr_runner:
-        mr_runner.run()
-        yield JobRun(mr_runner, time.perf_counter() - started)
+        try:
+            if runner == "spark":
+                _run_on_spark(mr_runner, job_cls.__name__, job.options.output_dir)
+            else:
+                mr_runner.run()
+            yield JobRun(mr_runner, time.perf_counter() - started)
+        finally:
+            if runner == "spark":
+                _remove_spark_tmp_dir(mr_runner)
+
+
+# -- the spark runner ----------------------------------------------------------------------
+
+_SPARK_OPTS = ("spark_master", "spark_tmp_dir", "spark_submit_bin", "python_bin")
+
+
+def _spark_opts(job):
+    """The spark runner options that matter here, as mrjob combines them: the config
+    files first, then the command line. Prior validation is assumed."""
+    from mrjob.conf import load_opts_from_mrjob_confs
+
+    conf_log = logging.getLogger("mrjob.conf")
+    disabled, conf_log.disabled = conf_log.disabled, True  # the runner warns about them itself
+    try:
+        confs = [opts for _, opts in load_opts_from_mrjob_confs("spark", job.options.conf_paths)]
+    finally:
+        conf_log.disabled = disabled
+    command_line = {key: getattr(job.options, key, None) for key in (*_SPARK_OPTS, "cmdenv")}
+    found = {"cmdenv": {}}
+    for opts in [*confs, command_line]:
+        for key in _SPARK_OPTS:
+            if opts.get(key):
+                found[key] = opts[key]
+        found["cmdenv"].update(opts.get("cmdenv") or {})
+    return found
+
+
+def _spark_args(job, input_paths):
+    """Options to add for a Spark master on this machine (see the module docstring).
+
+    Raises ValueError when ``spark-submit`` or Java cannot be found.
+    """
+    opts = _spark_opts(job)
+    if not opts.get("spark_submit_bin") and not _find_spark_submit():
+        raise ValueError(
+            "runner='spark' needs spark-submit: pip install 'crm-mapreduce[spark]' "
+            "(pyspark), or set SPARK_HOME to a Spark installation"
+        )
+    master = opts.get("spark_master") or "local[*]"  # mrjob's default
+    if not master.startswith("local"):
+        return []  # a cluster: mrjob's defaults (an HDFS temp dir, python3) are right there
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
+        if not shutil.which("java"):
+            raise ValueError(
+                f"runner='spark' with spark_master={master!r} needs Java (17 or later) "
+                "on PATH or in JAVA_HOME"
+            )
+    extra = []
+    if "SPARK_LOCAL_IP" not in os.environ and "SPARK_LOCAL_IP" not in opts["cmdenv"]:
+        extra += ["--cmdenv", "SPARK_LOCAL_IP=127.0.0.1"]
+    if not opts.get("python_bin"):
+        extra += ["--python-bin", shlex.quote(sys.executable)]
+    if not opts.get("spark_tmp_dir"):
+        hdfs = [p for p in [job.options.output_dir, *input_paths] if p and _is_hdfs(p)]
+        if hdfs:
+            extra += ["--spark-tmp-dir", f"hdfs://{urlsplit(hdfs[0]).netloc}{SPARK_HDFS_TMP_DIR}"]
+    return extra
+
+
+def _find_spark_submit():
+    """Where mrjob will find spark-submit ($SPARK_HOME/bin, PATH, the pyspark package)."""
+    import importlib.util
+
+    spark_home = os.environ.get("SPARK_HOME")
+    if spark_home and os.path.exists(os.path.join(spark_home, "bin", "spark-submit")):
+        return os.path.join(spark_home, "bin", "spark-submit")
+    found = shutil.which("spark-submit")
+    if found:
+        return found
+    spec = importlib.util.find_spec("pyspark")
+    if spec and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = os.path.join(location, "bin", "spark-submit")
+            if os.path.exists(candidate):
+                return candidate
+    return None
+
+
+def _is_hdfs(path):
+    return urlsplit(path).scheme == "hdfs"
+
+
+def _run_on_spark(mr_runner, job_name, output_dir):
+    """``mr_runner.run()`` with the output directory and the temp directory taken care of."""
+    if output_dir and mr_runner.fs.exists(output_dir):
+        raise ValueError(
+            f"output_dir={output_dir!r} already exists: Spark does not write into an "
+            "existing directory; remove it or choose another"
+        )
+    tmp_dir = getattr(mr_runner, "_spark_tmp_dir", None)
+    if tmp_dir and not is_uri(tmp_dir):
+        os.makedirs(tmp_dir, exist_ok=True)  # the harness writes its counters there
+    with _SparkErrors() as errors:
+        try:
+            mr_runner.run()
+        except BaseException as e:
+            if output_dir:
+                log.info("removing the output of the failed run, %s", output_dir)
+                _remove(mr_runner.fs, output_dir)
+            if isinstance(e, StepFailedException):
+                raise JobFailedError(
+                    reason=f"{job_name} on the spark runner: {errors.cause()}",
+                    step_num=e.step_num,
+                    num_steps=e.num_steps,
+                    step_desc=e.step_desc,
+                    last_step_num=e.last_step_num,
+                ) from e
+            raise
+
+
+def _remove_spark_tmp_dir(mr_runner):
+    """Remove mrjob's per-job Spark temp directory, which mrjob 0.7.4 leaves behind."""
+    tmp_dir = getattr(mr_runner, "_spark_tmp_dir", None)
+    if tmp_dir:
+        _remove(mr_runner.fs, tmp_dir)
+
+
+def _remove(fs, path):
+    """Remove a local directory or a URI; log, do not raise (a cleanup must not hide the
+    run's own error)."""
+    try:
+        if is_uri(path) and not path.startswith("file://"):
+            fs.rm(path)
+        else:
+            local = urlsplit(path).path if path.startswith("file://") else path
+            shutil.rmtree(local, ignore_errors=True)
+    except Exception as e:  # reported: the run's own outcome matters more
+        log.warning("could not remove %s: %s", path, e)
+
+
+class _SparkErrors(logging.Filter):
+    """Collect the exception lines of the Spark driver's log while mrjob runs a step.
+
+    mrjob logs spark-submit's output to ``mrjob.logs.step``, mostly at INFO, and its own
+    "probable cause" is often a harmless warning. While active, the logger lets INFO
+    through to this filter, which keeps the lines that name an exception and passes on
+    only the records the logger would have passed anyway.
+    """
+
+    _WRAPPERS = ("py4j.protocol.Py4JJavaError", "org.apache.spark.SparkException")
+
+    def __init__(self):
+        super().__init__()
+        self._logger = logging.getLogger("mrjob.logs.step")
+        self._passes = logging.NOTSET
+        self._level = logging.NOTSET
+        self.lines = []
+
+    def __enter__(self):
+        self._level = self._logger.level
+        self._passes = self._logger.getEffectiveLevel()
+        if self._passes > logging.INFO:
+            self._logger.setLevel(logging.INFO)
+        self._logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeFilter(self)
+        self._logger.setLevel(self._level)
+        return False
+
+    def filter(self, record):
+        if len(self.lines) < 200:
+            for line in record.getMessage().splitlines():
+                line = line.strip().removeprefix(": ").removeprefix("Caused by: ")
+                name, sep, _ = line.partition(": ")
+                if sep and name.endswith(("Exception", "Error")) and " " not in name:
+                    self.lines.append(line)
+        return record.levelno >= self._passes
+
+    def cause(self):
+        """The first exception that is not a wrapper, else the first one, shortened."""
+        for line in self.lines:
+            if not line.startswith(self._WRAPPERS):
+                break
+        else:
+            line = self.lines[0] if self.lines else "see the Spark log (logger mrjob.logs.step)"
+        return line if len(line) <= 500 else line[:497] + "..."
