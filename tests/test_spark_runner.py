@@ -1,0 +1,299 @@
+"""The jobs on mrjob's Spark runner (``-r spark``, pyspark's own spark-submit, master local[2]).
+
+Each Spark run costs 7-9 s of JVM start on two cores (far more when the machine is busy),
+so the tests share as few runs as they can: four Spark sessions in all. The option logic
+of :func:`models.job_runner.run_job` and the refusals that happen before Spark starts are
+tested without starting Spark.
+
+Every test that runs Spark moves the system temp directory (``tempfile.tempdir``, which
+mrjob uses for ``<job key>-spark``) into its own ``tmp_path`` and checks that it is empty
+afterwards: nothing of a run stays behind, succeeded or failed.
+"""
+
+import gzip
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+from models import job_runner
+from models.job_runner import SPARK_HDFS_TMP_DIR, JobFailedError, run_job
+from mr_jobs.base import package_zip
+from mr_jobs.records import PRESETS, make_line_parser
+from mr_jobs.rfm import MRCustomerRFM
+from tests.conftest import REPO, require
+
+SPARK = ["--spark-master", "local[2]"]
+MRJOB_CONF = str(REPO / "mrjob.conf")
+
+HEADER = "order_id,customer_id,timestamp,item_id,quantity,unit_price\n"
+GOOD = (
+    "O1,A,2023-01-02T10:00:00,I1,2,1.50\n"
+    "O1,A,2023-01-02T10:00:00,I2,1,4.00\n"
+    "O2,A,2023-01-02T18:00:00,I1,1,1.50\n"
+    "O3,A,2023-01-10T09:00:00,I3,3,0.10\n"
+    "O4,B,2023-01-05T12:00:00,I1,1,2.00\n"
+)
+BAD = (
+    b"\n"
+    b"O9,,2023-01-03,I1,1,1.00\n"
+    b"O9,A,2023-02-30,I1,1,1.00\n"
+    b"O9,A,2023-01-03,I1,-1,1.50\n"
+    b"O9,A,2023-01-03,I1,1,n/a\n"
+    b"O9,A,2023-01-03,I1,1\n"
+    b"O9,A,2023-01-03,I1,x,1\n"
+    b"O9,A,2023-01-03,I\xff,1,1\n"
+    b"O9,C,2023-01-11,I1,1,1.00\n"  # after --as-of
+) + HEADER.encode()
+#: the hand-made file: header, good lines with every kind of bad line in between
+HAND_MADE = HEADER.encode() + GOOD.encode()[:70] + BAD + GOOD.encode()[70:]
+HAND_MADE_REJECTED = {
+    "header": 2,
+    "blank": 1,
+    "missing_customer": 1,
+    "bad_timestamp": 1,
+    "return": 1,
+    "bad_price": 1,
+    "column_count": 1,
+    "bad_quantity": 1,
+    "undecodable": 1,
+    "after_as_of": 1,
+}
+HAND_MADE_ARGS = ["--as-of", "2023-01-10"]
+
+
+def _has_java():
+    java_home = os.environ.get("JAVA_HOME")
+    return bool(java_home and os.path.exists(os.path.join(java_home, "bin", "java"))) or bool(
+        shutil.which("java")
+    )
+
+
+@pytest.fixture
+def system_tmp(tmp_path, monkeypatch):
+    """Spark prerequisites, a private system temp directory, and no SPARK_LOCAL_IP (the
+    driver must set it itself). Yields the temp directory, to check it is left empty."""
+    require(
+        importlib.util.find_spec("pyspark") is not None,
+        "pyspark is not installed (pip install -e '.[test]' installs it)",
+    )
+    require(_has_java(), "Java is not installed (Spark 4 needs a JDK 17 or later)")
+    package_zip()  # made once per process, in the real temp directory
+    moved = tmp_path / "system-tmp"
+    moved.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(moved))
+    monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+    return moved
+
+
+def _left_in(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _rows_and_lines(input_paths, args, runner, **kwargs):
+    with run_job(MRCustomerRFM, input_paths, args, runner=runner, **kwargs) as run:
+        rows = sorted(run.rows(), key=lambda r: r["customer_id"])
+        return rows, run.lines, run.counters
+
+
+def _hdfs_paths(cluster):
+    """Every path on the cluster's HDFS (one ``hadoop fs`` call)."""
+    listing = cluster.hadoop("fs", "-ls", "-R", "/").stdout.splitlines()
+    return {line.split()[-1] for line in listing if line.startswith(("d", "-"))}
+
+
+# -- Spark runs ----------------------------------------------------------------------------
+
+
+def test_spark_on_local_cdnow_gives_the_inline_rows_and_counters(system_tmp, cdnow_path):
+    args = ["--input-format", "cdnow", "--as-of", "1998-06-30", "--period", "W"]
+    inline, inline_lines, inline_counters = _rows_and_lines(
+        [cdnow_path], args, "inline", conf_paths=[]
+    )
+    spark, lines, counters = _rows_and_lines([cdnow_path], SPARK + args, "spark", conf_paths=[])
+    assert len(spark) == 23_570
+    assert spark == inline
+    # the harness returns counters through a Spark accumulator: they balance and match
+    assert counters == inline_counters
+    assert (
+        lines
+        == inline_lines
+        == {
+            "read": 69_660,
+            "accepted": 69_659,
+            "rejected": 1,
+            "rejected_by_reason": {"header": 1},
+        }
+    )
+    assert _left_in(system_tmp) == []  # no <job key>-spark folder
+
+
+def test_spark_reads_hdfs_counts_rejections_like_inline_and_leaves_nothing(
+    system_tmp, hadoop_env, tmp_path
+):
+    local = tmp_path / "orders.csv"
+    local.write_bytes(HAND_MADE)
+    hadoop_env.hadoop("fs", "-mkdir", "-p", "/tests/spark/in")
+    hadoop_env.hadoop("fs", "-put", "-f", str(local), "/tests/spark/in/orders.csv")
+    source = f"{hadoop_env.fs_url}/tests/spark/in/orders.csv"
+
+    inline, inline_lines, _ = _rows_and_lines([local], HAND_MADE_ARGS, "inline", conf_paths=[])
+    # the project's mrjob.conf picks the master (local[2]); output to mrjob's default place
+    spark, lines, _ = _rows_and_lines([source], HAND_MADE_ARGS, "spark", conf_paths=[MRJOB_CONF])
+    assert [r["customer_id"] for r in spark] == ["A", "B"]
+    assert spark == inline
+    assert lines["rejected_by_reason"] == HAND_MADE_REJECTED
+    assert lines == inline_lines
+    assert (lines["read"], lines["accepted"]) == (16, 5)
+    # the temp dir (and the output in it) went to HDFS and is gone; nothing stayed locally
+    assert _left_in(system_tmp) == []
+    left = _hdfs_paths(hadoop_env)
+    assert not [p for p in left if p.startswith(SPARK_HDFS_TMP_DIR + "/")], left
+    assert not [p for p in left if p.startswith("/tests/spark/") and "/in" not in p], left
+
+
+def test_failed_spark_run_says_why_removes_its_output_and_a_rerun_works(
+    system_tmp, hadoop_env, tmp_path
+):
+    corrupt = tmp_path / "orders.csv.gz"
+    corrupt.write_bytes(b"not gzip at all\n")
+    good = tmp_path / "good.csv.gz"
+    good.write_bytes(gzip.compress(HEADER.encode() + GOOD.encode()))
+    hadoop_env.hadoop("fs", "-mkdir", "-p", "/tests/spark-fail/in")
+    hadoop_env.hadoop("fs", "-put", "-f", str(corrupt), str(good), "/tests/spark-fail/in/")
+    output = f"{hadoop_env.fs_url}/tests/spark-fail/out"
+    args = SPARK + ["--output-dir", output]
+
+    # Spark creates the output directory before the tasks fail on the corrupt file
+    with pytest.raises(JobFailedError) as failed:
+        with run_job(
+            MRCustomerRFM,
+            [f"{hadoop_env.fs_url}/tests/spark-fail/in/orders.csv.gz"],
+            args,
+            runner="spark",
+            conf_paths=[],
+        ):
+            pass
+    message = str(failed.value)
+    assert "MRCustomerRFM on the spark runner" in message
+    assert "not a gzip file" in message, message
+    assert "spark-submit" not in message  # not the whole command line
+    assert "/tests/spark-fail/out" not in _hdfs_paths(hadoop_env)
+    # mrjob keeps its local scratch dir of a failed run (its cleanup_on_failure option,
+    # NONE by default), but not the <job key>-spark one
+    kept = _left_in(system_tmp)
+    assert len(kept) <= 1 and not [name for name in kept if name.endswith("-spark")], kept
+
+    # the same output directory again: no FileAlreadyExistsException
+    rows, lines, _ = _rows_and_lines(
+        [f"{hadoop_env.fs_url}/tests/spark-fail/in/good.csv.gz"],
+        args,
+        "spark",
+        conf_paths=[],
+    )
+    assert [r["customer_id"] for r in rows] == ["A", "B"]
+    assert lines["read"] == 6 and lines["rejected_by_reason"] == {"header": 1}
+    left = _hdfs_paths(hadoop_env)
+    assert {"/tests/spark-fail/out/_SUCCESS"} <= left  # an explicit output stays, whole
+    assert not [p for p in left if p.startswith(SPARK_HDFS_TMP_DIR + "/")], left
+    assert _left_in(system_tmp) == kept
+
+
+# -- before Spark starts -------------------------------------------------------------------
+
+
+def test_missing_input_fails_before_spark_starts_naming_it(system_tmp, tmp_path):
+    missing = tmp_path / "nope.csv"
+    output = tmp_path / "out"
+    with pytest.raises(OSError, match="nope.csv"):
+        with run_job(
+            MRCustomerRFM,
+            [missing],
+            SPARK + ["--output-dir", str(output)],
+            runner="spark",
+            conf_paths=[],
+        ):
+            pass
+    assert not output.exists()
+    assert _left_in(system_tmp) == []
+
+
+def test_existing_output_dir_is_refused_before_spark_starts(system_tmp, tmp_path):
+    source = tmp_path / "orders.csv"
+    source.write_text(HEADER + GOOD)
+    output = tmp_path / "out"
+    (output / "keep").mkdir(parents=True)
+    with pytest.raises(ValueError, match="already exists"):
+        with run_job(
+            MRCustomerRFM,
+            [source],
+            SPARK + ["--output-dir", str(output)],
+            runner="spark",
+            conf_paths=[],
+        ):
+            pass
+    assert (output / "keep").is_dir()  # someone's data: left alone
+    assert _left_in(system_tmp) == []
+
+
+# -- the options run_job adds (no Spark) ---------------------------------------------------
+
+
+@pytest.fixture
+def fake_spark(tmp_path, monkeypatch):
+    """A spark-submit and a java that exist, so the option logic runs anywhere."""
+    java_home = tmp_path / "jdk"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "bin" / "java").touch()
+    monkeypatch.setenv("JAVA_HOME", str(java_home))
+    monkeypatch.setattr(job_runner, "_find_spark_submit", lambda: "/opt/spark/bin/spark-submit")
+    monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+
+
+def _added(args, inputs=("in.csv",)):
+    job = MRCustomerRFM(args=["-r", "spark", "--no-conf", *args, *inputs])
+    return job_runner._spark_args(job, list(inputs))
+
+
+def test_local_master_gets_loopback_and_the_drivers_python(fake_spark):
+    added = _added(SPARK)
+    assert added == ["--cmdenv", "SPARK_LOCAL_IP=127.0.0.1", "--python-bin", sys.executable]
+
+
+def test_settings_given_by_the_user_are_kept(fake_spark, monkeypatch):
+    given = SPARK + ["--cmdenv", "SPARK_LOCAL_IP=10.0.0.5", "--python-bin", "python3.11"]
+    assert _added(given) == []
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.2")
+    assert _added(SPARK) == ["--python-bin", sys.executable]
+
+
+def test_hdfs_output_or_input_moves_the_temp_dir_to_that_hdfs(fake_spark):
+    out = ["--output-dir", "hdfs://nn:8020/out"]
+    added = _added(SPARK + out, inputs=("hdfs://other:9000/in",))
+    assert added[-2:] == ["--spark-tmp-dir", f"hdfs://nn:8020{SPARK_HDFS_TMP_DIR}"]
+    added = _added(SPARK, inputs=("local.csv", "hdfs:///in"))
+    assert added[-2:] == ["--spark-tmp-dir", f"hdfs://{SPARK_HDFS_TMP_DIR}"]
+    given = ["--spark-tmp-dir", "hdfs://nn:8020/mine"]
+    assert "--spark-tmp-dir" not in _added(SPARK + out + given)
+
+
+def test_cluster_master_keeps_mrjobs_defaults(fake_spark):
+    assert _added(["--spark-master", "yarn", "--output-dir", "hdfs:///out"]) == []
+
+
+def test_missing_spark_submit_is_named(monkeypatch):
+    monkeypatch.setattr(job_runner, "_find_spark_submit", lambda: None)
+    with pytest.raises(ValueError, match=r"pip install 'crm-mapreduce\[spark\]'"):
+        with run_job(MRCustomerRFM, ["in.csv"], SPARK, runner="spark", conf_paths=[]):
+            pass
+
+
+def test_a_line_as_spark_hands_it_over_is_still_undecodable():
+    # Spark reads text through Hadoop Text -> Java String: invalid UTF-8 arrives as U+FFFD
+    parse = make_line_parser(PRESETS["canonical"])
+    raw = b"O9,A,2023-01-03,I\xff,1,1"
+    as_spark_gives_it = raw.decode("utf-8", errors="replace").encode("utf-8")
+    assert parse(raw) == parse(as_spark_gives_it) == "undecodable"
