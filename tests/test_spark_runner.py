@@ -270,12 +270,11 @@ def test_settings_given_by_the_user_are_kept(fake_spark, monkeypatch):
     assert _added(SPARK) == ["--python-bin", sys.executable]
 
 
-def test_hdfs_output_or_input_moves_the_temp_dir_to_that_hdfs(fake_spark):
+def test_hdfs_output_moves_the_temp_dir_to_that_hdfs_but_hdfs_inputs_alone_do_not(fake_spark):
     out = ["--output-dir", "hdfs://nn:8020/out"]
     added = _added(SPARK + out, inputs=("hdfs://other:9000/in",))
     assert added[-2:] == ["--spark-tmp-dir", f"hdfs://nn:8020{SPARK_HDFS_TMP_DIR}"]
-    added = _added(SPARK, inputs=("local.csv", "hdfs:///in"))
-    assert added[-2:] == ["--spark-tmp-dir", f"hdfs://{SPARK_HDFS_TMP_DIR}"]
+    assert "--spark-tmp-dir" not in _added(SPARK, inputs=("local.csv", "hdfs:///in"))
     given = ["--spark-tmp-dir", "hdfs://nn:8020/mine"]
     assert "--spark-tmp-dir" not in _added(SPARK + out + given)
 
