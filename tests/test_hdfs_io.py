@@ -433,17 +433,6 @@ def test_webhdfs_token_given_by_environment_is_not_shown_either(monkeypatch):
     assert TOKEN not in "".join(traceback.format_exception(info.value)) + repr(fs)
 
 
-def test_webhdfs_kerberos_without_requests_kerberos_gives_a_clear_error():
-    try:
-        import requests_kerberos  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("requests-kerberos is installed")
-    with pytest.raises(StorageError, match="pip install requests-kerberos"):
-        WebHDFSFileSystem("http://127.0.0.1:9870", kerberos=True)
-
-
 FAKE_FILES = {
     "/out/part-00001": b"c\nd\n",
     "/out/part-00000": b"a\nb\n",
