@@ -25,6 +25,7 @@ Standard library only.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -146,6 +147,16 @@ def fetch(layout, quiet=False):
         if not quiet:
             log(f"jars already in {layout.jars}")
         return
+    os.makedirs(os.path.dirname(layout.jars), exist_ok=True)
+    # two clusters starting at once (parallel test sessions) fetch one at a time
+    with open(layout.jars + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _jars_complete(layout.jars):
+            return
+        _fetch_locked(layout)
+
+
+def _fetch_locked(layout):
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ClusterError(
