@@ -86,7 +86,12 @@ def build_parser():
     g.add_argument("--overwrite", action="store_true")
 
     i = sub.add_parser("import", help="convert a known public log into canonical CSV")
-    i.add_argument("--format", required=True, choices=sorted(set(PRESETS) - {"canonical"}))
+    i.add_argument(
+        "--format",
+        required=True,
+        # order-line dialects only: basket lines have no customer or value to import
+        choices=sorted(n for n, s in PRESETS.items() if n != "canonical" and s.is_order_lines),
+    )
     i.add_argument("source", help="the source log (local or hdfs://)")
     i.add_argument("destination", help="the canonical CSV to write")
     i.add_argument("--overwrite", action="store_true")

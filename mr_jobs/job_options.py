@@ -21,7 +21,10 @@ def add_input_schema_args(add_argument):
         "--input-format",
         default="canonical",
         choices=sorted(PRESETS),
-        help="input dialect (default: canonical CSV; the CLI reads its columns from the header)",
+        help=(
+            "input dialect (default: canonical CSV; the CLI reads its columns from the "
+            "header); 'baskets' is basket_id,item lines, for basket jobs only"
+        ),
     )
     add_argument(
         "--columns",
@@ -49,7 +52,12 @@ def add_input_schema_args(add_argument):
 
 
 def build_schema(
-    input_format="canonical", columns=None, column_map=(), delimiter=None, timestamp_format=None
+    input_format="canonical",
+    columns=None,
+    column_map=(),
+    delimiter=None,
+    timestamp_format=None,
+    purpose=None,
 ):
     """The :class:`~mr_jobs.records.InputSchema` for a dialect and overrides.
 
@@ -64,6 +72,10 @@ def build_schema(
         ``"ROLE=COLUMN"`` items.
     delimiter, timestamp_format : str, optional
         Override the dialect's.
+    purpose : {"orders", "baskets"}, optional
+        Which roles the schema must have (see :class:`~mr_jobs.records.InputSchema`);
+        default: the dialect's (``baskets`` for the ``baskets`` preset, else ``orders``).
+        Basket jobs pass ``"baskets"``, so they read full order lines too.
 
     Raises
     ------
@@ -86,10 +98,11 @@ def build_schema(
         mapping,
         delimiter=delimiter or preset.delimiter,
         timestamp_format=timestamp_format or preset.timestamp_format,
+        purpose=purpose or preset.purpose,
     )
 
 
-def schema_from_options(options):
+def schema_from_options(options, purpose=None):
     """The schema that a job's parsed options describe (see :func:`build_schema`)."""
     return build_schema(
         options.input_format,
@@ -97,12 +110,19 @@ def schema_from_options(options):
         options.column_map,
         options.delimiter,
         options.timestamp_format,
+        purpose,
     )
 
 
 def schema_to_args(schema):
-    """Command-line arguments that make a job read input with ``schema``."""
+    """Command-line arguments that make a job read input with ``schema``.
+
+    A ``baskets`` schema also gets ``--input-format baskets`` (whose purpose it carries);
+    basket jobs read full order-line schemas as they are.
+    """
     args = ["--columns", ",".join(schema.columns)]
+    if schema.purpose == "baskets" and not schema.is_order_lines:
+        args = ["--input-format", "baskets", *args]
     for role, column in sorted(schema.mapping.items()):
         if role != column:
             args += ["--map", f"{role}={column}"]

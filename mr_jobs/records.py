@@ -36,6 +36,13 @@ with more than six decimals is rounded half-to-even to six; quantity x unit_pric
 computed exactly and rounded the same way. Each job converts back to a float only when
 it writes its output.
 
+Baskets
+-------
+Basket jobs (co-occurrence, association rules) need only ``order_id`` (the basket) and
+``item_id``; :func:`make_basket_parser` reads them from either a full order-line schema or
+a schema made with ``purpose="baskets"`` such as the ``baskets`` preset
+(``basket_id,item``, one line per item in a basket).
+
 Rejections
 ----------
 See :data:`REJECT_REASONS`. Returns and cancellations (negative quantity or amount) are
@@ -53,9 +60,11 @@ __all__ = [
     "ROLES",
     "REJECT_REASONS",
     "PRESETS",
+    "PURPOSES",
     "InputSchema",
     "SchemaError",
     "make_line_parser",
+    "make_basket_parser",
     "parse_decimal_micros",
     "parse_as_of",
     "format_seconds",
@@ -98,9 +107,17 @@ _TIMESTAMP_FORMATS = ("iso", "epoch")
 _DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "tab": "\t", ";": ";", "|": "|"}
 _WHITESPACE = "whitespace"
 
+#: What a schema is read for: ``orders`` (customer, timestamp and a value are required) or
+#: ``baskets`` (basket id and item id are required; everything else is optional).
+PURPOSES = ("orders", "baskets")
+
 
 class SchemaError(ValueError):
     """An input schema (columns, role mapping, delimiter, timestamp format) is invalid."""
+
+
+def _has_value(roles):
+    return "amount" in roles or ("quantity" in roles and "unit_price" in roles)
 
 
 class InputSchema:
@@ -119,15 +136,21 @@ class InputSchema:
     timestamp_format : str
         ``"iso"`` (default), ``"epoch"`` (seconds since 1970-01-01 UTC) or a
         :func:`datetime.datetime.strptime` pattern such as ``"%Y%m%d"``.
+    purpose : {"orders", "baskets"}
+        Which roles are required. ``"orders"`` (default): ``customer_id``, ``timestamp``
+        and either ``amount`` or ``quantity`` and ``unit_price``. ``"baskets"``:
+        ``order_id`` (the basket) and ``item_id``; other roles are optional.
 
     Raises
     ------
     SchemaError
         When a required role has no column, a mapping names a column that does not exist,
-        or the delimiter or timestamp format is unknown.
+        or the delimiter, timestamp format or purpose is unknown.
     """
 
-    def __init__(self, columns, mapping=None, delimiter=",", timestamp_format="iso"):
+    def __init__(
+        self, columns, mapping=None, delimiter=",", timestamp_format="iso", purpose="orders"
+    ):
         columns = tuple(str(c).strip() for c in columns)
         if len(set(columns)) != len(columns) or not all(columns):
             raise SchemaError(f"columns={list(columns)!r} must be distinct and non-empty")
@@ -145,10 +168,15 @@ class InputSchema:
                     f"the mapping {role}={name!r} names a column that is not in "
                     f"columns={list(columns)!r}"
                 )
-        for role in ("customer_id", "timestamp"):
+        if purpose not in PURPOSES:
+            raise SchemaError(f"purpose={purpose!r} is not one of {PURPOSES}")
+        required = ("customer_id", "timestamp") if purpose == "orders" else ("order_id", "item_id")
+        for role in required:
             if role not in roles:
-                raise SchemaError(f"no column for the required role {role!r} in {list(columns)!r}")
-        if "amount" not in roles and not ("quantity" in roles and "unit_price" in roles):
+                raise SchemaError(
+                    f"no column for the required role {role!r} ({purpose}) in {list(columns)!r}"
+                )
+        if purpose == "orders" and not _has_value(roles):
             raise SchemaError(
                 f"columns={list(columns)!r} need either an 'amount' column or both "
                 "'quantity' and 'unit_price'"
@@ -166,6 +194,14 @@ class InputSchema:
         self.roles = roles
         self.delimiter = delimiter if delimiter == _WHITESPACE else _DELIMITERS[delimiter]
         self.timestamp_format = timestamp_format
+        self.purpose = purpose
+
+    @property
+    def is_order_lines(self):
+        """Whether the columns hold full order lines (customer, timestamp and a value),
+        whatever the purpose the schema was made for."""
+        roles = self.roles
+        return "customer_id" in roles and "timestamp" in roles and _has_value(roles)
 
     @property
     def mapping(self):
@@ -183,12 +219,19 @@ class InputSchema:
             "mapping": self.mapping,
             "delimiter": self.delimiter,
             "timestamp_format": self.timestamp_format,
+            "purpose": self.purpose,
         }
 
     @classmethod
     def from_dict(cls, d):
         """Build a schema from :meth:`to_dict`'s output."""
-        return cls(d["columns"], d.get("mapping"), d.get("delimiter", ","), d["timestamp_format"])
+        return cls(
+            d["columns"],
+            d.get("mapping"),
+            d.get("delimiter", ","),
+            d["timestamp_format"],
+            d.get("purpose", "orders"),
+        )
 
     def __eq__(self, other):
         return isinstance(other, InputSchema) and self.to_dict() == other.to_dict()
@@ -197,7 +240,9 @@ class InputSchema:
         return f"InputSchema({self.to_dict()!r})"
 
 
-#: Known dialects. ``cdnow`` is the CDNOW master log shipped with lifetimes.
+#: Known dialects. ``cdnow`` is the CDNOW master log shipped with lifetimes; ``baskets`` is
+#: the long basket format ``basket_id,item`` (one line per item in a basket, as in the
+#: supermarket data set), read only by basket jobs.
 PRESETS = {
     "canonical": InputSchema(CANONICAL_COLUMNS),
     "cdnow": InputSchema(
@@ -205,6 +250,9 @@ PRESETS = {
         {"timestamp": "date", "quantity": "number_of_cds", "amount": "dollar_value"},
         delimiter=_WHITESPACE,
         timestamp_format="%Y%m%d",
+    ),
+    "baskets": InputSchema(
+        ("basket_id", "item"), {"order_id": "basket_id", "item_id": "item"}, purpose="baskets"
     ),
 }
 
@@ -419,7 +467,17 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     The common path (no quotes, plain numbers, cached dates) does no regular-expression
     work and allocates one tuple per line; the checks that only matter for rejected lines
     (is it a header?) run only after a line has failed.
+
+    Raises
+    ------
+    SchemaError
+        When ``schema`` does not hold full order lines (e.g. the ``baskets`` preset).
     """
+    if not schema.is_order_lines:
+        raise SchemaError(
+            f"columns={list(schema.columns)!r} are not order lines (customer_id, timestamp "
+            "and amount or quantity and unit_price); only basket jobs read them"
+        )
     roles = schema.roles
     n_columns = len(schema.columns)
     delimiter = schema.delimiter
@@ -542,5 +600,126 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if until is not None and seconds >= until:
             return "after_as_of"
         return (customer, order, seconds, item, quantity, value)
+
+    return parse
+
+
+def make_basket_parser(schema):
+    """Build the function that reads one raw line as an item in a basket.
+
+    Parameters
+    ----------
+    schema : InputSchema
+        Either full order lines (any purpose; see :attr:`InputSchema.is_order_lines`) or a
+        schema made with ``purpose="baskets"``. It must have an ``item_id`` column.
+
+    Returns
+    -------
+    callable
+        ``parse(raw: bytes) -> tuple | str``. A tuple is an accepted line
+        ``(basket_id or None, item_id, customer_id or None)``; a str is the rejection
+        reason, a key of :data:`REJECT_REASONS`.
+
+    Raises
+    ------
+    SchemaError
+        When the schema has no ``item_id`` column.
+
+    Notes
+    -----
+    The basket is the order id, kept exactly as written after stripping surrounding
+    blanks; so is the item id (quoted CSV fields may hold the delimiter; any Unicode).
+
+    Full order lines go through :func:`make_line_parser` with ``require_item=True``, so
+    every check of the order-line jobs applies and returns (negative quantities or
+    amounts) are rejected as ``return``. A log with no order column has no baskets: each
+    line is a basket of its own, returned with ``basket_id`` ``None`` (it holds one item,
+    so it counts as a basket and an item but never makes a pair).
+
+    Basket-only schemas check what they have: an empty basket id is ``missing_order``, an
+    empty item ``missing_item``; a ``quantity`` column, if any, must hold a number > 0
+    (``bad_quantity``, ``zero_quantity``, ``return``), but how many of an item a basket
+    holds never matters to a basket job. A line whose basket and item fields equal the
+    column names (any case) is a ``header``.
+
+    Examples
+    --------
+    >>> parse = make_basket_parser(PRESETS["baskets"])
+    >>> parse(b'0,"bread, cake"')
+    ('0', 'bread, cake', None)
+    >>> parse(b"basket_id,item")
+    'header'
+    """
+    if not schema.has("item_id"):
+        raise SchemaError(
+            f"columns={list(schema.columns)!r} have no item_id column: baskets need items"
+        )
+    if schema.is_order_lines:
+        parse_line = make_line_parser(schema, require_item=True)
+
+        def parse_order_line(raw):
+            record = parse_line(raw)
+            if type(record) is str:
+                return record
+            return (record[1], record[3], record[0])
+
+        return parse_order_line
+    return _make_basket_only_parser(schema)
+
+
+def _make_basket_only_parser(schema):
+    roles = schema.roles
+    n_columns = len(schema.columns)
+    delimiter = schema.delimiter
+    whitespace = delimiter == _WHITESPACE
+    i_order = roles["order_id"]
+    i_item = roles["item_id"]
+    i_customer = roles.get("customer_id")
+    i_quantity = roles.get("quantity")
+    header = tuple(c.lower() for c in schema.columns)
+    h_order = header[i_order]
+    h_item = header[i_item]
+    quantity_cache = {}
+
+    def parse(raw):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "undecodable"
+        if "\ufffd" in line:
+            return "undecodable"
+        if whitespace:
+            fields = line.split()
+        elif '"' in line:
+            fields = next(csv.reader([line], delimiter=delimiter))
+        else:
+            fields = line.split(delimiter)
+        if len(fields) != n_columns:
+            if not line.strip():
+                return "blank"
+            if tuple(f.strip().lstrip("\ufeff").lower() for f in fields) == header:
+                return "header"
+            return "column_count"
+        order = fields[i_order].strip()
+        item = fields[i_item].strip()
+        if order.lstrip("\ufeff").lower() == h_order and item.lower() == h_item:
+            return "header"
+        if not order:
+            return "missing_order"
+        if not item:
+            return "missing_item"
+        if i_quantity is not None:
+            text = fields[i_quantity]
+            quantity = quantity_cache.get(text)
+            if quantity is None:
+                quantity = parse_decimal_micros(text)
+                if quantity is None:
+                    return "bad_quantity"
+                if len(quantity_cache) < _CACHE_SIZE:
+                    quantity_cache[text] = quantity
+            if quantity <= 0:
+                return "zero_quantity" if quantity == 0 else "return"
+        customer = None if i_customer is None else (fields[i_customer].strip() or None)
+        return (order, item, customer)
 
     return parse
