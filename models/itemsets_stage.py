@@ -1,0 +1,247 @@
+"""The frequent-itemsets stage: SON's two runs of :class:`MRFrequentItemsets`, then rules.
+
+Run 1 (pass 1) groups the lines into baskets and mines each mapper's chunk of baskets
+for local frequent itemsets; its output (the deduplicated candidates and the number of
+baskets) is written to a file that run 2 ships to every task with ``--candidates``. Run 2
+(pass 2) groups the lines again, counts every candidate over all baskets and keeps the
+globally frequent ones. Both runs account for every input line (read = accepted +
+rejected), and the driver checks that they saw the same number of baskets.
+
+Association rules with a single-item consequent come from the itemset counts alone: every
+subset of a frequent itemset is frequent, so the counts of a rule's antecedent and
+consequent are in the output too.
+
+Rule records (JSON-safe: an infinite conviction, when confidence is 1, is ``null``)::
+
+    {"antecedent": ["bread and cake", "fruit"], "consequent": ["milk-cream"],
+     "count": 1003, "support": 0.2167, "confidence": 0.7047, "lift": 1.1055,
+     "leverage": 0.0207, "conviction": 1.2289,
+     "antecedent_support": 0.3075, "consequent_support": 0.6374}
+
+These are mlxtend's ``association_rules`` metrics: support = count(A u C) / baskets,
+confidence = count(A u C) / count(A), lift = confidence / support(C), leverage =
+support - support(A) x support(C), conviction = (1 - support(C)) / (1 - confidence).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+
+from models.job_runner import run_job
+from mr_jobs.frequent_itemsets import (
+    COUNTER_GROUP_BASKETS,
+    COUNTER_GROUP_SON,
+    MRFrequentItemsets,
+    parse_min_support,
+)
+from mr_jobs.job_options import schema_to_args
+
+__all__ = ["find_frequent_itemsets", "derive_rules", "parse_min_confidence"]
+
+
+def parse_min_confidence(value):
+    """The minimum confidence as an exact fraction in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Naming the value, when it is not a number in [0, 1].
+    """
+    try:
+        fraction = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"min_confidence={value!r} is not a number") from None
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"min_confidence={value!r} should be >= 0 and <= 1")
+    return fraction
+
+
+def _limit(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} should be an integer >= 1, or None for no limit")
+    return value
+
+
+def find_frequent_itemsets(
+    input_paths,
+    *,
+    schema,
+    min_support,
+    max_size=None,
+    max_basket_items=None,
+    chunk_baskets=None,
+    runner="inline",
+    conf_paths=None,
+    extra_args=(),
+    progress=None,
+):
+    """Frequent itemsets of the baskets in ``input_paths``, with SON's two MapReduce runs.
+
+    Parameters
+    ----------
+    input_paths : list of str
+        Files or directories the runner can read.
+    schema : mr_jobs.records.InputSchema
+        How to read the lines (full order lines, or the ``baskets`` preset).
+    min_support : str or float
+        Least fraction of baskets holding a frequent itemset, in (0, 1]; read exactly as
+        a decimal (``"0.22"`` is 22/100).
+    max_size : int, optional
+        Largest itemset size (default: no limit).
+    max_basket_items : int, optional
+        Keep at most this many distinct items per basket, the first in sorted order.
+    chunk_baskets : int, optional
+        Pass 1 mines at most this many baskets at a time per mapper.
+    runner : str
+    conf_paths : list of str or None
+        See :func:`models.job_runner.run_job`.
+    extra_args : sequence of str
+        More job options (e.g. ``["--num-cores", "2"]``).
+    progress : callable, optional
+
+    Returns
+    -------
+    (list of dict, dict)
+        The itemsets ``{"items", "count", "support"}``, sorted by size then items, and
+        details: ``baskets``, ``capped_baskets``, ``candidates``, ``chunks``,
+        ``local_itemsets``, ``lines`` (pass 1's accounting) and ``seconds`` per pass.
+
+    Raises
+    ------
+    ValueError
+        A bad parameter, named.
+    RuntimeError
+        When the two passes saw different numbers of baskets.
+    """
+    support = parse_min_support(min_support)
+    args = [*schema_to_args(schema), "--min-support", str(support)]
+    for name, value in (
+        ("max_size", max_size),
+        ("max_basket_items", max_basket_items),
+        ("chunk_baskets", chunk_baskets),
+    ):
+        if _limit(name, value) is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    args += list(extra_args)
+    say = progress or (lambda message: None)
+    tmp_dir = tempfile.mkdtemp(prefix="crm-son-")
+    try:
+        candidates_path = os.path.join(tmp_dir, "candidates.jsonl")
+        say("SON pass 1: local frequent itemsets of each chunk")
+        with run_job(
+            MRFrequentItemsets, input_paths, args, runner=runner, conf_paths=conf_paths
+        ) as run:
+            baskets = 0
+            n_candidates = 0
+            with open(candidates_path, "w", encoding="utf-8") as f:
+                for record in run.rows():
+                    if "baskets" in record:
+                        baskets += record["baskets"]
+                    else:
+                        n_candidates += 1
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            pass1 = run
+        son = _group(pass1.counters, 1, COUNTER_GROUP_SON)
+        say(f"SON pass 2: counting {n_candidates:,} candidates over {baskets:,} baskets")
+        with run_job(
+            MRFrequentItemsets,
+            input_paths,
+            [*args, "--candidates", candidates_path],
+            runner=runner,
+            conf_paths=conf_paths,
+        ) as run:
+            itemsets = list(run.rows())
+            pass2 = run
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    counted = _group(pass2.counters, 0, COUNTER_GROUP_BASKETS).get("baskets", 0)
+    if counted != baskets or pass2.lines != pass1.lines:
+        raise RuntimeError(
+            f"SON pass 1 saw {baskets} baskets and lines {pass1.lines}, pass 2 saw "
+            f"{counted} baskets and lines {pass2.lines}: the input changed between the runs"
+        )
+    itemsets.sort(key=lambda r: (len(r["items"]), r["items"]))
+    details = {
+        "baskets": baskets,
+        "capped_baskets": _group(pass1.counters, 0, COUNTER_GROUP_BASKETS).get("capped", 0),
+        "candidates": n_candidates,
+        "chunks": son.get("chunks", 0),
+        "local_itemsets": son.get("local_itemsets", 0),
+        "itemsets": len(itemsets),
+        "lines": pass1.lines,
+        "seconds": {"pass1": round(pass1.seconds, 3), "pass2": round(pass2.seconds, 3)},
+    }
+    return itemsets, details
+
+
+def _group(counters, step, group):
+    return counters[step].get(group, {}) if len(counters) > step else {}
+
+
+def derive_rules(itemsets, n_baskets, min_confidence=0):
+    """Association rules ``antecedent -> one item`` from frequent itemsets and their counts.
+
+    Parameters
+    ----------
+    itemsets : list of dict
+        ``{"items": [...], "count": int}`` for every frequent itemset (closed under
+        subsets, as :func:`find_frequent_itemsets` returns them).
+    n_baskets : int
+        The number of baskets the counts are out of.
+    min_confidence : str or float
+        Keep rules with confidence >= this, compared exactly (``"0.5"`` is 1/2).
+
+    Returns
+    -------
+    list of dict
+        Rules (see the module docstring), sorted by antecedent size, antecedent and
+        consequent.
+
+    Raises
+    ------
+    ValueError
+        When ``min_confidence`` is not in [0, 1], or a subset's count is missing (the
+        itemsets are not closed under subsets), naming it.
+    """
+    threshold = parse_min_confidence(min_confidence)
+    counts = {tuple(r["items"]): r["count"] for r in itemsets}
+    rules = []
+    for items, count in counts.items():
+        if len(items) < 2:
+            continue
+        for i, consequent in enumerate(items):
+            antecedent = items[:i] + items[i + 1 :]
+            try:
+                count_a = counts[antecedent]
+                count_c = counts[(consequent,)]
+            except KeyError as e:
+                raise ValueError(
+                    f"itemset {list(e.args[0])!r}, a subset of {list(items)!r}, has no count"
+                ) from None
+            if count * threshold.denominator < threshold.numerator * count_a:
+                continue
+            support = count / n_baskets
+            support_a = count_a / n_baskets
+            support_c = count_c / n_baskets
+            confidence = count / count_a
+            rules.append(
+                {
+                    "antecedent": list(antecedent),
+                    "consequent": [consequent],
+                    "count": count,
+                    "support": support,
+                    "confidence": confidence,
+                    "lift": confidence / support_c,
+                    "leverage": support - support_a * support_c,
+                    # confidence 1 makes it infinite: null keeps the record valid JSON
+                    "conviction": None if count == count_a else (1 - support_c) / (1 - confidence),
+                    "antecedent_support": support_a,
+                    "consequent_support": support_c,
+                }
+            )
+    rules.sort(key=lambda r: (len(r["antecedent"]), r["antecedent"], r["consequent"]))
+    return rules
