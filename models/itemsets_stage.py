@@ -113,11 +113,16 @@ def find_frequent_itemsets(
     Raises
     ------
     ValueError
-        A bad parameter, named.
+        A bad parameter, named; a schema without a basket or an item column.
     RuntimeError
         When the two passes saw different numbers of baskets.
     """
     support = parse_min_support(min_support)
+    if not (schema.has("order_id") and schema.has("item_id")):
+        raise ValueError(
+            f"columns={list(schema.columns)!r} need a basket (order_id) and an item_id "
+            "column to make baskets"
+        )
     args = [*schema_to_args(schema), "--min-support", str(support)]
     for name, value in (
         ("max_size", max_size),

@@ -11,8 +11,9 @@ Step 1, both modes: group the lines into baskets. Mappers emit ``basket id -> it
 (combined in the mapper); the reducer merges a basket's items wherever they came from
 (another file or mapper), keeps the distinct ones, sorted, and caps them at
 ``--max-basket-items`` (the first ones in sorted order; counted in ``crm.baskets`` /
-``capped``). A line without a basket id (a log with no order column) is a basket of its
-own. Counter ``crm.baskets`` / ``baskets`` is the number of baskets.
+``capped``). The input needs a basket column (``order_id``, or ``basket_id`` in the
+``baskets`` dialect) and an item column. Counter ``crm.baskets`` / ``baskets`` is the
+number of baskets.
 
 Step 2, pass 1 (no ``--candidates``): each mapper holds its baskets (a chunk; at most
 ``--chunk-baskets`` of them at a time when that is set) and mines them exactly with
@@ -301,7 +302,6 @@ class MRFrequentItemsets(OrderLineJob):
         self.lines_read = 0
         self.lines_rejected = {}
         self._baskets = {}
-        self._single = {}  # item -> lines with no basket id (each one a basket)
         self._combine_max = self.options.combine_max
 
     def mapper_collect_basket_item(self, _, raw):
@@ -310,10 +310,7 @@ class MRFrequentItemsets(OrderLineJob):
         if type(record) is str:
             self.lines_rejected[record] = self.lines_rejected.get(record, 0) + 1
             return None
-        basket, item, _customer = record
-        if basket is None:
-            self._single[item] = self._single.get(item, 0) + 1
-            return None
+        basket, item, _customer = record  # a "baskets" schema always has a basket id
         items = self._baskets.get(basket)
         if items is None:
             self._baskets[basket] = {item}
@@ -326,9 +323,6 @@ class MRFrequentItemsets(OrderLineJob):
     def mapper_final_emit_baskets(self):
         self.report_line_counters()
         yield from self._emit_baskets()
-        single, self._single = self._single, {}
-        for item, lines in single.items():
-            yield [item], lines  # a list key: never equal to a basket id (a string)
 
     def _emit_baskets(self):
         baskets, self._baskets = self._baskets, {}
@@ -338,13 +332,7 @@ class MRFrequentItemsets(OrderLineJob):
     def reducer_init_cap(self):
         self._cap = self.options.max_basket_items
 
-    def reducer_assemble_basket(self, key, values):
-        if type(key) is list:  # lines without a basket id: one basket of one item each
-            lines = sum(values)
-            self.increment_counter(COUNTER_GROUP_BASKETS, "baskets", lines)
-            for _ in range(lines):
-                yield None, key
-            return
+    def reducer_assemble_basket(self, _basket, values):
         values = list(values)
         if len(values) == 1:
             items = values[0]
