@@ -197,8 +197,10 @@ def mine_frequent_itemsets(baskets, threshold, max_size=None):
     return found
 
 
-def read_candidates(path):
+def read_candidates(path, total_only=False):
     """Read pass 1's output: ``(total baskets, {size: set of candidate tuples})``.
+
+    With ``total_only`` the candidates are skipped (the dict is empty).
 
     Raises
     ------
@@ -211,6 +213,8 @@ def read_candidates(path):
         for number, line in enumerate(f, 1):
             line = line.strip()
             if not line:
+                continue
+            if total_only and line.startswith('{"candidate"'):
                 continue
             record = loads(line)
             if "candidate" in record:
@@ -414,7 +418,7 @@ class MRFrequentItemsets(OrderLineJob):
             yield list(itemset), count
 
     def reducer_init_threshold(self):
-        self._total, _candidates = read_candidates(self.options.candidates)
+        self._total, _none = read_candidates(self.options.candidates, total_only=True)
         self._threshold = min_count(self.options.min_support, self._total)
 
     def reducer_keep_frequent(self, items, counts):
