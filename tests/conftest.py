@@ -172,3 +172,16 @@ def hadoop_env(hadoop_cluster, monkeypatch):
     for name, value in hadoop_cluster.env.items():
         monkeypatch.setenv(name, value)
     return hadoop_cluster
+
+
+SUPERMARKET_MD5 = "1c77786d87476b22a692bb985161a8e1"
+
+
+@pytest.fixture(scope="session")
+def supermarket_path():
+    """The supermarket baskets (``basket_id,item``, see ``../shared/datasets/README.md``),
+    checked against the md5 of the copy the README's figures were measured on."""
+    path = DATASETS / "supermarket" / "supermarket_baskets.csv"
+    require(path.exists(), f"no supermarket baskets at {path}")
+    require(_md5(path) == SUPERMARKET_MD5, f"{path} does not have md5 {SUPERMARKET_MD5}")
+    return path
