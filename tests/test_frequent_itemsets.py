@@ -12,7 +12,7 @@ from mr_jobs.frequent_itemsets import (
     parse_min_support,
 )
 from mr_jobs.records import PRESETS, InputSchema
-from tests.conftest import DATASETS, require
+from tests.conftest import require
 
 BASKETS = PRESETS["baskets"]
 # T1 = abc, T2 = ab, T3 = ac, T4 = bc, T5 = abcd
@@ -226,25 +226,22 @@ def test_bad_limits_and_confidence_are_refused_naming_them(tmp_path):
 
 # -- golden: the supermarket baskets against mlxtend ------------------------------------------
 
-SUPERMARKET = DATASETS / "supermarket" / "supermarket_baskets.csv"
 
-
-def test_supermarket_itemsets_and_rules_match_mlxtend():
-    require(SUPERMARKET.exists(), f"no supermarket baskets at {SUPERMARKET}")
+def test_supermarket_itemsets_and_rules_match_mlxtend(supermarket_path):
     try:
         import pandas as pd
         from mlxtend.frequent_patterns import apriori, association_rules
     except ImportError:
         require(False, "mlxtend is not installed (pip install 'crm-mapreduce[test]')")
 
-    itemsets, details = son([str(SUPERMARKET)], "0.22")
+    itemsets, details = son([str(supermarket_path)], "0.22")
     assert details["lines"]["rejected_by_reason"] == {"header": 1}
     assert len(itemsets) == 404
     assert max(len(r["items"]) for r in itemsets) == 4
     rules = derive_rules(itemsets, details["baskets"], "0.5")
     assert len(rules) == 857
 
-    lines = pd.read_csv(SUPERMARKET, dtype=str)
+    lines = pd.read_csv(supermarket_path, dtype=str)
     onehot = pd.crosstab(lines["basket_id"], lines["item"]).astype(bool)
     assert len(onehot) == details["baskets"] == 4627
     ref = apriori(onehot, min_support=0.22, use_colnames=True)
