@@ -1,4 +1,4 @@
-"""The ``crm-mr`` command: generate, import, rfm, run.
+"""The ``crm-mr`` command: generate, import, rfm, baskets, run.
 
 Every subcommand prints progress and a one-line summary per stage on standard error and
 exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
@@ -46,6 +46,70 @@ def _add_rfm_args(p):
         default="D",
         help="period of the lifetimes-compatible columns (default: D)",
     )
+
+
+def _add_basket_args(p):
+    from models.baskets_stage import DEFAULTS
+
+    p.add_argument(
+        "--min-support",
+        default=DEFAULTS["min_support"],
+        help="least share of baskets holding a frequent item, pair or itemset "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        default=DEFAULTS["min_confidence"],
+        help="least confidence of a rule; never changes what is frequent (default: %(default)s)",
+    )
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=DEFAULTS["min_count"],
+        help="least number of baskets holding a frequent item or pair (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-basket-items",
+        type=int,
+        default=DEFAULTS["max_basket_items"],
+        help="baskets with more distinct items are left out and counted (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-itemset-size",
+        type=int,
+        default=DEFAULTS["max_itemset_size"],
+        help="largest frequent itemset mined; 0 for no limit (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-itemsets",
+        action="store_true",
+        help="pairs only: skip the frequent itemsets of size 3 and more (two SON runs)",
+    )
+    p.add_argument(
+        "--top-n",
+        type=int,
+        default=DEFAULTS["top_n"],
+        help="recommendations per item and per customer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rank-by",
+        choices=["lift", "confidence", "leverage"],
+        default=DEFAULTS["rank_by"],
+        help="how items recommended with an item are ranked (default: %(default)s)",
+    )
+
+
+def _basket_options(args):
+    return {
+        "min_support": args.min_support,
+        "min_confidence": args.min_confidence,
+        "min_count": args.min_count,
+        "max_basket_items": args.max_basket_items,
+        "itemsets": not args.no_itemsets,
+        "max_itemset_size": args.max_itemset_size or None,
+        "top_n": args.top_n,
+        "rank_by": args.rank_by,
+    }
 
 
 def build_parser():
@@ -105,6 +169,21 @@ def build_parser():
     add_input_schema_args(r.add_argument)
     _add_rfm_args(r)
 
+    b = sub.add_parser(
+        "baskets", help="co-occurrence, association rules, frequent itemsets, recommendations"
+    )
+    b.add_argument("inputs", nargs="+", help="basket or order-line files or directories")
+    b.add_argument("-o", "--output", required=True, help="directory to publish the rules to")
+    b.add_argument(
+        "--recommendations",
+        metavar="DIR",
+        help="also publish item-to-item and per-customer recommendations here",
+    )
+    b.add_argument("--overwrite", action="store_true")
+    _add_runner_args(b)
+    add_input_schema_args(b.add_argument)
+    _add_basket_args(b)
+
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
         "-i",
@@ -123,6 +202,7 @@ def build_parser():
     _add_runner_args(run)
     add_input_schema_args(run.add_argument)
     _add_rfm_args(run)
+    _add_basket_args(run)
     return parser
 
 
@@ -197,6 +277,22 @@ def _cmd_rfm(args, reporter):
         )
 
 
+def _cmd_baskets(args, reporter):
+    from models.baskets_stage import run_baskets_stage
+
+    run_baskets_stage(
+        args.inputs,
+        args.output,
+        schema=_schema(args, args.inputs),
+        recommendations_path=args.recommendations,
+        runner=args.runner,
+        overwrite=args.overwrite,
+        conf_paths=_conf_paths(args),
+        reporter=reporter,
+        **_basket_options(args),
+    )
+
+
 def _cmd_run(args, reporter):
     from models.pipeline import run_pipeline
 
@@ -215,11 +311,18 @@ def _cmd_run(args, reporter):
         overwrite=args.overwrite,
         conf_paths=_conf_paths(args),
         generate_options=generate_options,
+        basket_options=_basket_options(args),
         reporter=reporter,
     )
 
 
-_COMMANDS = {"generate": _cmd_generate, "import": _cmd_import, "rfm": _cmd_rfm, "run": _cmd_run}
+_COMMANDS = {
+    "generate": _cmd_generate,
+    "import": _cmd_import,
+    "rfm": _cmd_rfm,
+    "baskets": _cmd_baskets,
+    "run": _cmd_run,
+}
 
 
 def main(argv=None):

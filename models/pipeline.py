@@ -8,6 +8,10 @@ Stages, in order, all under one output root (default ``./crm-output/``):
 ``rfm/``              per-customer RFM rows (:mod:`models.rfm_stage`)
 ``rfm_segments/``     RFM scores, value tiers and named segments
                       (:mod:`models.segments_stage`)
+``baskets/``          frequent items, pairs and itemsets, association rules
+                      (:mod:`models.baskets_stage`); only when the input has an order
+                      (basket) and an item column, otherwise recorded as skipped
+``recommendations/``  item-to-item and per-customer recommendations (same condition)
 ``_pipeline.json``    the run: stages, their outputs, rows and seconds
 ====================  ==================================================================
 
@@ -25,7 +29,8 @@ from models.segments_stage import run_segments_stage
 __all__ = ["run_pipeline", "STAGES", "DEFAULT_OUTPUT_ROOT"]
 
 DEFAULT_OUTPUT_ROOT = "crm-output"
-STAGES = ("data", "rfm", "rfm_segments")
+STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations")
+PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
 
 
@@ -40,6 +45,7 @@ def run_pipeline(
     overwrite=False,
     conf_paths=None,
     generate_options=None,
+    basket_options=None,
     reporter=None,
 ):
     """Run every stage and publish the results under ``output_root``.
@@ -58,6 +64,9 @@ def run_pipeline(
         Replace existing results.
     generate_options : dict, optional
         Keyword arguments for :func:`models.synthetic.generate` (customers, lines, seed).
+    basket_options : dict, optional
+        Keyword arguments for :func:`models.baskets_stage.run_baskets_stage`
+        (``min_support``, ``min_confidence``, ``top_n``, ...).
     reporter : models.progress.Reporter, optional
 
     Returns
@@ -67,7 +76,7 @@ def run_pipeline(
     """
     fs, root = get_filesystem(output_root)
     paths = {stage: join(root, stage) for stage in STAGES}
-    for stage in ("rfm", "rfm_segments"):
+    for stage in PUBLISHED:
         check_can_publish(fs, paths[stage], overwrite)
     data_path = join(paths["data"], DATA_FILE)
     if not inputs and fs.exists(data_path) and not overwrite:
@@ -78,7 +87,12 @@ def run_pipeline(
         "output_root": fs.uri(root),
         "runner": runner,
         "parameters": redact(
-            {"as_of": as_of, "period": period, "generate": generate_options or None}
+            {
+                "as_of": as_of,
+                "period": period,
+                "generate": generate_options or None,
+                "baskets": basket_options or None,
+            }
         ),
         "versions": versions(),
         "stages": [],
@@ -119,6 +133,41 @@ def run_pipeline(
     record["stages"].append(
         _stage_entry("rfm_segments", fs.uri(paths["rfm_segments"]), seg_manifest)
     )
+    if schema.has("order_id") and schema.has("item_id"):
+        from models.baskets_stage import run_baskets_stage
+
+        manifest = run_baskets_stage(
+            input_paths,
+            fs.uri(paths["baskets"]),
+            schema=schema,
+            recommendations_path=fs.uri(paths["recommendations"]),
+            runner=runner,
+            overwrite=overwrite,
+            conf_paths=conf_paths,
+            reporter=reporter,
+            **(basket_options or {}),
+        )
+        record["stages"].append(_stage_entry("baskets", fs.uri(paths["baskets"]), manifest))
+        rec = manifest["details"]["recommendations"]
+        record["stages"].append(
+            {
+                "stage": "recommendations",
+                "output": rec["output"],
+                "lines": manifest["lines"],
+                "rows_written": rec["rows_written"],
+                "seconds": rec["seconds"],
+            }
+        )
+    else:
+        for stage in ("baskets", "recommendations"):
+            record["stages"].append(
+                {
+                    "stage": stage,
+                    "output": None,
+                    "skipped": f"columns={list(schema.columns)!r} have no order_id and "
+                    "item_id to make baskets",
+                }
+            )
     record["timings"] = watch.as_dict()
     fs.write(join(root, "_pipeline.json"), json.dumps(record, indent=2), overwrite=True)
     if reporter:

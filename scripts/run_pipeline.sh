@@ -17,6 +17,9 @@ job failed, 2 for bad arguments or refused paths, 3 when another run holds the l
   -o, --output-root PATH    results root, local or hdfs://     (default: ./crm-output)
   -f, --input-format NAME   canonical | cdnow                  (default: canonical)
       --as-of YYYY-MM-DD    measure recency against this date (default: latest purchase)
+      --min-support S       baskets: least share of baskets of a frequent item set
+      --min-confidence C    baskets: least confidence of a rule
+      --top-n N             recommendations per item and per customer
       --mrjob-conf PATH     mrjob config file (default: mrjob's own lookup)
       --overwrite           replace existing results
   -h, --help                show this help
@@ -49,6 +52,7 @@ while (($#)); do
     -o|--output-root) output_root=${2:?--output-root needs a value}; shift 2 ;;
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
+    --min-support|--min-confidence|--top-n) extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --mrjob-conf) extra+=(--mrjob-conf "${2:?--mrjob-conf needs a value}"); shift 2 ;;
     --overwrite) extra+=(--overwrite); shift ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;
