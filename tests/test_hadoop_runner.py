@@ -7,13 +7,19 @@ half a minute of YARN start-up on two cores, so the tests share as few runs as t
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hdfs_io import get_filesystem
+from models.itemsets_stage import find_frequent_itemsets
 from models.job_runner import run_job
+from mr_jobs.cooccurrence import MRItemCooccurrence
+from mr_jobs.protocols import CompactJSONProtocol
+from mr_jobs.records import PRESETS
 from mr_jobs.rfm import MRCustomerRFM
 from tests.conftest import REPO
 
@@ -191,3 +197,174 @@ def test_pipeline_on_hadoop_refuses_to_overwrite_without_flag(pipelines, hadoop_
     assert again.returncode == 2
     assert "--overwrite" in again.stderr
     assert _cat(hadoop_cluster, "/tests/pipeline/crm/rfm/_manifest.json") == before
+
+
+# -- the basket jobs: co-occurrence (SORT_VALUES) and SON frequent itemsets ---------------------
+
+#: Items added to the supermarket baskets by :func:`write_basket_files`, and their counts.
+HAND_MADE_ITEMS = {"crème brûlée": 2_314, "bread, cake": 1_543, "漢字": 927}
+#: Line accounting of the two basket files: 85,763 supermarket lines and 4,790 added ones.
+BASKET_LINES = {
+    "read": 90_553,
+    "accepted": 90_548,
+    "rejected": 5,
+    "rejected_by_reason": {"blank": 1, "header": 2, "missing_item": 1, "undecodable": 1},
+}
+COOCCURRENCE_ARGS = ["--input-format", "baskets", "--min-support", "0.2", "--min-confidence", "0.5"]
+SON_MIN_SUPPORT = "0.25"
+
+
+def write_basket_files(directory, supermarket_path):
+    """The supermarket baskets and a second, hand-made file of lines for the same baskets.
+
+    Every 2nd, 3rd and 5th supermarket basket gets one more item in the second file (with
+    accents, a quoted comma, CJK characters), so 3,085 baskets are split across the two
+    files; 漢字 lands just above a support of 0.2 (927 of 4,628 baskets). The file also
+    holds a new basket ``"k,3"``, a line repeating an item basket 0 already has, and a
+    blank, an item-less and an undecodable line. Lines are shuffled.
+    Returns the two paths.
+    """
+    lines = []
+    for basket in range(4_627):
+        if basket % 2 == 0:
+            lines.append(f"{basket},crème brûlée")
+        if basket % 3 == 0:
+            lines.append(f'{basket},"bread, cake"')
+        if basket % 5 == 0:
+            lines.append(f"{basket},漢字")
+    lines += ['"k,3",漢字', '"k,3","say ""hi"""', "0,fruit", "", "7,"]
+    random.Random(4).shuffle(lines)
+    directory.mkdir(parents=True, exist_ok=True)
+    added = directory / "added_baskets.csv"
+    text = "basket_id,item\n" + "\n".join(lines) + "\n"
+    added.write_bytes(text.encode("utf-8") + b"9,\xff\n")
+    return [Path(supermarket_path), added]
+
+
+def _row_key(row):
+    return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def cooccurrence_run(input_paths, args, runner, conf_paths):
+    """Run MRItemCooccurrence; return its rows (sorted), line accounting, the ``crm.*``
+    counters summed over the four steps, and the reduce tasks each step launched."""
+    with run_job(
+        MRItemCooccurrence, input_paths, args, runner=runner, conf_paths=conf_paths
+    ) as run:
+        rows = sorted(run.rows(), key=_row_key)
+        counters = {}
+        reducers = []
+        for step in run.counters:
+            # Hadoop names some groups with a trailing space ("Job Counters ")
+            step = {group.strip(): names for group, names in step.items()}
+            reducers.append(step.get("Job Counters", {}).get("Launched reduce tasks"))
+            for group, names in step.items():
+                if group.startswith("crm."):
+                    summed = counters.setdefault(group, {})
+                    for name, value in names.items():
+                        summed[name] = summed.get(name, 0) + value
+        return rows, run.lines, counters, reducers
+
+
+def _protocol_reads_sort_values_lines():
+    """Whether the jobs' internal protocol reads what Hadoop Streaming gives the reducers
+    of a SORT_VALUES job. mrjob makes the whole line Hadoop's key there
+    (``stream.num.map.output.key.fields=2``), so each line reaches the reducer as
+    ``key<TAB>value<TAB>`` (the key, a tab, then an empty value); mrjob's own protocols
+    accept the trailing tab because ``json.loads`` skips whitespace (mrjob PR #670)."""
+    try:
+        return CompactJSONProtocol().read(b'"a"\t[0,4628]\t') == ("a", [0, 4628])
+    except ValueError:
+        return False
+
+
+def test_internal_protocol_reads_reducer_lines_of_a_sort_values_job_on_hadoop():
+    line = 'null\t[1,"crème brûlée",2314]\t'.encode()  # as Hadoop Streaming hands it over
+    assert CompactJSONProtocol().read(line) == (None, [1, "crème brûlée", 2314])
+    # a trailing tab is the only difference from a line of a job without SORT_VALUES
+    assert CompactJSONProtocol().read(line[:-1]) == (None, [1, "crème brûlée", 2314])
+    assert _protocol_reads_sort_values_lines()
+
+
+@pytest.fixture(scope="module")
+def baskets_on_hdfs(hadoop_cluster, supermarket_path, tmp_path_factory):
+    """The two basket files, locally and in one HDFS directory."""
+    local = write_basket_files(tmp_path_factory.mktemp("baskets"), supermarket_path)
+    hadoop_cluster.hadoop("fs", "-mkdir", "-p", "/tests/baskets/in")
+    hadoop_cluster.hadoop("fs", "-put", "-f", *map(str, local), "/tests/baskets/in/")
+    return local, f"{hadoop_cluster.fs_url}/tests/baskets/in"
+
+
+def test_cooccurrence_on_yarn_sorts_totals_first_on_two_reducers_and_equals_inline(
+    hadoop_env, baskets_on_hdfs
+):
+    if not _protocol_reads_sort_values_lines():
+        # the reducers would fail on their first line (after ~2 minutes of task retries)
+        pytest.fail(
+            "CompactJSONProtocol rejects the trailing tab Hadoop Streaming adds to every "
+            "reducer line of a SORT_VALUES job: see "
+            "test_internal_protocol_reads_reducer_lines_of_a_sort_values_job_on_hadoop"
+        )
+    local, hdfs_dir = baskets_on_hdfs
+    inline_rows, inline_lines, inline_counters, _ = cooccurrence_run(
+        local, COOCCURRENCE_ARGS, "inline", []
+    )
+    output = f"{hadoop_env.fs_url}/tests/baskets/cooccurrence"
+    rows, lines, counters, reducers = cooccurrence_run(
+        [hdfs_dir], [*COOCCURRENCE_ARGS, "--output-dir", output], "hadoop", [MRJOB_CONF]
+    )
+    # every step ran two reducers (mrjob.conf), so the totals key and the item keys were
+    # spread over two partitions and reached each reducer from several map tasks: only
+    # Hadoop's value sort puts N first at the totals key and an item's totals before its
+    # stripes and pairs. Out of order, step 3 drops items and step 4 fails or miscounts.
+    assert reducers == [2, 2, 2, 2]
+    assert rows == inline_rows
+    assert lines == inline_lines == BASKET_LINES
+    assert counters == inline_counters
+    assert counters["crm.baskets"] == {"baskets": 4_628, "one_item": 10}
+    assert counters["crm.items"] == {"distinct": 126, "frequent": 39}
+    assert counters["crm.pairs"] == {"distinct": 6_959, "frequent": 215}
+    assert counters["crm.rules"] == {"rules": 282}
+    # the hand-made items went through the shuffle as written, split baskets united
+    items = {r["item"]: r["count"] for r in rows if r["kind"] == "item"}
+    assert {item: items.get(item) for item in HAND_MADE_ITEMS} == HAND_MADE_ITEMS
+    assert items["fruit"] == 2_962  # basket 0's repeated fruit line counts once
+    paired = {i for r in rows if r["kind"] == "pair" for i in r["items"]}
+    assert {"crème brûlée", "bread, cake"} <= paired
+    # both reducers of the last step wrote item, pair and rule rows
+    fs, path = get_filesystem(output)
+    parts = [name for name in fs.list(path) if name.startswith("part-")]
+    assert parts == ["part-00000", "part-00001"]
+    for part in parts:
+        kinds = {json.loads(line)["kind"] for line in fs.read(f"{path}/{part}").splitlines()}
+        assert kinds == {"item", "pair", "rule"}, part
+
+
+def test_son_on_yarn_ships_the_candidates_to_the_tasks_and_equals_inline(
+    hadoop_env, baskets_on_hdfs
+):
+    local, hdfs_dir = baskets_on_hdfs
+    schema = PRESETS["baskets"]
+    inline, inline_details = find_frequent_itemsets(
+        [str(p) for p in local], schema=schema, min_support=SON_MIN_SUPPORT, conf_paths=[]
+    )
+    itemsets, details = find_frequent_itemsets(
+        [hdfs_dir],
+        schema=schema,
+        min_support=SON_MIN_SUPPORT,
+        runner="hadoop",
+        conf_paths=[MRJOB_CONF],
+    )
+    assert len(itemsets) == 237
+    assert max(len(r["items"]) for r in itemsets) == 4
+    assert itemsets == inline
+    assert details["lines"] == inline_details["lines"] == BASKET_LINES
+    assert details["baskets"] == inline_details["baskets"] == 4_628
+    # pass 1 mined the baskets of two map tasks (one per reducer of its first step); the
+    # union of their local itemsets held candidates that pass 2, counting them over all
+    # baskets with the candidates file in every task, found infrequent
+    assert details["chunks"] == 2
+    assert details["candidates"] > len(itemsets)
+    counts = {tuple(r["items"]): r["count"] for r in itemsets}
+    assert counts[("crème brûlée",)] == HAND_MADE_ITEMS["crème brûlée"]
+    assert counts[("bread and cake", "crème brûlée", "milk-cream")] == 1_218

@@ -1,7 +1,8 @@
 """The jobs on mrjob's Spark runner (``-r spark``, pyspark's own spark-submit, master local[2]).
 
 Each Spark run costs 7-9 s of JVM start on two cores (far more when the machine is busy),
-so the tests share as few runs as they can: four Spark sessions in all. The option logic
+so the tests share as few runs as they can: seven Spark sessions in all (four for the RFM
+job, one for the co-occurrence job, two for SON's frequent itemsets). The option logic
 of :func:`models.job_runner.run_job` and the refusals that happen before Spark starts are
 tested without starting Spark.
 
@@ -20,11 +21,20 @@ import tempfile
 import pytest
 
 from models import job_runner
+from models.itemsets_stage import find_frequent_itemsets
 from models.job_runner import SPARK_HDFS_TMP_DIR, JobFailedError, run_job
 from mr_jobs.base import package_zip
 from mr_jobs.records import PRESETS, make_line_parser
 from mr_jobs.rfm import MRCustomerRFM
 from tests.conftest import REPO, require
+from tests.test_hadoop_runner import (
+    BASKET_LINES,
+    COOCCURRENCE_ARGS,
+    HAND_MADE_ITEMS,
+    SON_MIN_SUPPORT,
+    cooccurrence_run,
+    write_basket_files,
+)
 
 SPARK = ["--spark-master", "local[2]"]
 MRJOB_CONF = str(REPO / "mrjob.conf")
@@ -200,6 +210,53 @@ def test_failed_spark_run_says_why_removes_its_output_and_a_rerun_works(
     assert {"/tests/spark-fail/out/_SUCCESS"} <= left  # an explicit output stays, whole
     assert not [p for p in left if p.startswith(SPARK_HDFS_TMP_DIR + "/")], left
     assert _left_in(system_tmp) == kept
+
+
+def test_spark_cooccurrence_sorts_values_like_inline_and_gives_its_rows(
+    system_tmp, supermarket_path, tmp_path
+):
+    # the harness sorts each key's lines (SORT_VALUES): N and an item's totals come first
+    local = write_basket_files(tmp_path / "in", supermarket_path)
+    inline_rows, inline_lines, inline_counters, _ = cooccurrence_run(
+        local, COOCCURRENCE_ARGS, "inline", []
+    )
+    rows, lines, counters, _ = cooccurrence_run(local, SPARK + COOCCURRENCE_ARGS, "spark", [])
+    assert rows == inline_rows
+    assert lines == inline_lines == BASKET_LINES
+    assert counters == inline_counters
+    assert counters["crm.pairs"] == {"distinct": 6_959, "frequent": 215}
+    assert counters["crm.rules"] == {"rules": 282}
+    items = {r["item"]: r["count"] for r in rows if r["kind"] == "item"}
+    assert {item: items.get(item) for item in HAND_MADE_ITEMS} == HAND_MADE_ITEMS
+    assert _left_in(system_tmp) == []
+
+
+def test_spark_son_ships_the_candidates_to_the_tasks_and_equals_inline(
+    system_tmp, supermarket_path, tmp_path
+):
+    local = [str(p) for p in write_basket_files(tmp_path / "in", supermarket_path)]
+    schema = PRESETS["baskets"]
+    inline, inline_details = find_frequent_itemsets(
+        local, schema=schema, min_support=SON_MIN_SUPPORT, conf_paths=[]
+    )
+    itemsets, details = find_frequent_itemsets(
+        local,
+        schema=schema,
+        min_support=SON_MIN_SUPPORT,
+        runner="spark",
+        conf_paths=[],
+        extra_args=SPARK,
+    )
+    assert len(itemsets) == 237
+    assert itemsets == inline
+    assert details["lines"] == inline_details["lines"] == BASKET_LINES
+    assert details["baskets"] == 4_628
+    # several partitions mined locally; pass 2 (the candidates file in every task)
+    # dropped the candidates that are not frequent over all baskets
+    assert details["chunks"] >= 2
+    assert details["candidates"] > len(itemsets)
+    # the candidates file's directory (made in the system temp dir) and Spark's are gone
+    assert _left_in(system_tmp) == []
 
 
 # -- before Spark starts -------------------------------------------------------------------
