@@ -38,10 +38,17 @@ def loads(text):
 
 
 class CompactJSONProtocol:
-    """``key<TAB>value``, both compact JSON (the jobs' internal protocol)."""
+    """``key<TAB>value``, both compact JSON (the jobs' internal protocol).
+
+    Hadoop Streaming hands the reducers of a ``SORT_VALUES`` job ``key<TAB>value<TAB>``
+    (the whole line is its key, so it appends the empty value's separator), as mrjob's own
+    protocols also tolerate; compact JSON never ends in a raw tab, so one is dropped.
+    """
 
     def read(self, line):
         key, _, value = line.decode("utf-8").partition("\t")
+        if value.endswith("\t"):
+            value = value[:-1]
         return loads(key), loads(value)
 
     def write(self, key, value):
