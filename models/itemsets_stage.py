@@ -93,7 +93,8 @@ def find_frequent_itemsets(
     max_size : int, optional
         Largest itemset size (default: no limit).
     max_basket_items : int, optional
-        Keep at most this many distinct items per basket, the first in sorted order.
+        Leave out baskets with more distinct items than this (counted as capped), as the
+        co-occurrence job does.
     chunk_baskets : int, optional
         Pass 1 mines at most this many baskets at a time per mapper.
     runner : str

@@ -9,9 +9,10 @@ The job runs in one of two modes, each two MapReduce steps; a driver
 
 Step 1, both modes: group the lines into baskets. Mappers emit ``basket id -> items``
 (combined in the mapper); the reducer merges a basket's items wherever they came from
-(another file or mapper), keeps the distinct ones, sorted, and caps them at
-``--max-basket-items`` (the first ones in sorted order; counted in ``crm.baskets`` /
-``capped``). The input needs a basket column (``order_id``, or ``basket_id`` in the
+(another file or mapper) and keeps the distinct ones, sorted. A basket with more than
+``--max-basket-items`` distinct items is left out of everything (N included), as
+:mod:`mr_jobs.cooccurrence` does, so both jobs mine the same baskets; it is counted in
+``crm.baskets`` / ``capped``. The input needs a basket column (``order_id``, or ``basket_id`` in the
 ``baskets`` dialect) and an item column. Counter ``crm.baskets`` / ``baskets`` is the
 number of baskets.
 
@@ -251,8 +252,8 @@ class MRFrequentItemsets(OrderLineJob):
             "--max-basket-items",
             type=_positive_int_or_none("max_basket_items"),
             default=None,
-            help="keep at most this many distinct items of a basket, the first in sorted "
-            "order; capped baskets are counted (default 0: no cap)",
+            help="leave out baskets with more distinct items than this, counting them as "
+            "capped (default 0: no cap)",
         )
         self.add_passthru_arg(
             "--chunk-baskets",
@@ -343,8 +344,8 @@ class MRFrequentItemsets(OrderLineJob):
         else:  # the basket's lines reached several mappers
             items = sorted(set().union(*values))
         if self._cap is not None and len(items) > self._cap:
-            items = items[: self._cap]
             self.increment_counter(COUNTER_GROUP_BASKETS, "capped", 1)
+            return
         self.increment_counter(COUNTER_GROUP_BASKETS, "baskets", 1)
         yield None, items
 

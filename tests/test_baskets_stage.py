@@ -263,3 +263,18 @@ def test_lines_without_items_are_counted_and_nothing_is_mined(tmp_path):
     assert lines["rejected_by_reason"] == {"header": 1, "missing_item": 2}
     assert manifest(out)["details"]["itemsets"]["by_size"] == {}
     assert "no rule" in manifest(rec)["details"]["skipped"]
+
+
+def test_a_basket_over_the_cap_is_left_out_by_every_job_and_counted(tmp_path):
+    rows = ["O1,C1,2024-01-01,A,1,1.0", "O1,C1,2024-01-01,B,1,1.0"]
+    rows += ["O2,C2,2024-01-01,A,1,1.0", "O2,C2,2024-01-01,B,1,1.0"]
+    rows += [f"O3,C3,2024-01-01,{item},1,1.0" for item in "ABCD"]
+    data = tmp_path / "in.csv"
+    data.write_text(HEADER + "\n".join(rows) + "\n")
+    out = tmp_path / "b"
+    args = ["baskets", str(data), "-o", str(out), "--max-basket-items", "3", "-q"]
+    assert main([*args, "--min-support", "0.5"]) == 0  # the stage checks both jobs agree
+    details = manifest(out)["details"]
+    assert (details["baskets"], details["capped_baskets"]) == (2, 1)
+    assert details["itemsets"]["by_size"] == {"1": 2, "2": 1}
+    assert {r["item"]: int(r["count"]) for r in read_csv(out / "items.csv")} == {"A": 2, "B": 2}
