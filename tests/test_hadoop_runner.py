@@ -161,13 +161,22 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     assert "rfm_segments/_SUCCESS" in listing
     record = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/_pipeline.json"))
     assert record["runner"] == "hadoop"
-    assert [s["stage"] for s in record["stages"]] == ["data", "rfm", "rfm_segments"]
+    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations"]
+    assert [s["stage"] for s in record["stages"]] == stages
 
 
 def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluster):
     local_root, _, on_hadoop, _, _ = pipelines
     assert on_hadoop.returncode == 0, on_hadoop.stderr[-3000:]
-    for stage_file in ("data/transactions.csv", "rfm/part-00000", "rfm_segments/part-00000"):
+    for stage_file in (
+        "data/transactions.csv",
+        "rfm/part-00000",
+        "rfm_segments/part-00000",
+        "baskets/part-00000",
+        "baskets/itemsets.jsonl",
+        "recommendations/part-00000",
+        "recommendations/item_to_item.csv",
+    ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
         remote = hadoop_cluster.hadoop(
             "fs", "-cat", f"/tests/pipeline/crm/{stage_file}", text=False
@@ -185,6 +194,9 @@ def test_pipeline_on_hadoop_accounts_for_every_line(pipelines, hadoop_cluster):
     assert lines["read"] == lines["accepted"] + sum(lines["rejected_by_reason"].values())
     assert lines["rejected_by_reason"]["undecodable"] > 0  # the planted dirty lines
     assert lines == inline_manifest["lines"]
+    for stage in ("baskets", "recommendations"):
+        other = json.loads(_cat(hadoop_cluster, f"/tests/pipeline/crm/{stage}/_manifest.json"))
+        assert other["lines"] == lines, stage
     truth = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/data/transactions.truth.json"))
     assert lines["read"] == truth["lines_total"]
 
