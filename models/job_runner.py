@@ -117,13 +117,28 @@ def line_accounting(counters):
 
 
 class JobRun:
-    """A finished run: its output rows, counters and wall time (see :func:`run_job`)."""
+    """A finished run: its output rows, counters and wall time (see :func:`run_job`).
+
+    ``output_dir`` is where the runner wrote the output (a local path or a URI); it exists
+    until the :func:`run_job` block ends, so a later job can read it.
+    """
 
     def __init__(self, runner, seconds):
         self._runner = runner
         self.seconds = seconds
+        self.output_dir = runner.get_output_dir()
         self.counters = runner.counters()
         self.lines = line_accounting(self.counters)
+
+    def output_parts(self):
+        """The output's ``part-*`` files (paths or URIs), sorted: the input of a later job
+        that reads whole files (``mapper_raw``), which cannot take a directory."""
+        parts = [
+            path
+            for path in self._runner.fs.ls(self.output_dir)
+            if path.rstrip("/").rsplit("/", 1)[-1].startswith("part-")
+        ]
+        return sorted(parts)
 
     def rows(self):
         """Iterate over the output, one decoded JSON value per line."""

@@ -21,7 +21,7 @@ from mrjob.protocol import BytesValueProtocol
 from mr_jobs.job_options import add_input_schema_args, schema_from_options
 from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED, make_line_parser
 
-__all__ = ["OrderLineJob", "package_zip"]
+__all__ = ["CrmJob", "OrderLineJob", "package_zip"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _zip_path = None
@@ -45,19 +45,9 @@ def package_zip():
     return _zip_path
 
 
-class OrderLineJob(MRJob):
-    """Base class of jobs that read order lines.
-
-    Subclasses call :meth:`init_line_parser` in their ``mapper_init`` and
-    :meth:`count_line`/:meth:`report_line_counters` for the accounting; raw input lines
-    arrive as bytes so that undecodable ones are counted, not crashed on or guessed at.
-    """
-
-    INPUT_PROTOCOL = BytesValueProtocol
-
-    def configure_args(self):
-        super().configure_args()
-        add_input_schema_args(self.add_passthru_arg)
+class CrmJob(MRJob):
+    """Base class of the project's jobs: ships the ``mr_jobs`` package, buffers task
+    output, and reports line counters (see :meth:`report_line_counters`)."""
 
     def _buffer_task_output(self):
         """Buffer task output even under ``python -u`` / ``PYTHONUNBUFFERED``.
@@ -114,19 +104,10 @@ class OrderLineJob(MRJob):
         """Turn the cyclic garbage collector back on (see :meth:`pause_gc`)."""
         gc.enable()
 
-    def init_line_parser(self, **kwargs):
-        """Build ``self.parse_line`` from the options and reset the line counts.
-
-        Keyword arguments go to :func:`mr_jobs.records.make_line_parser`.
-        """
-        self.schema = schema_from_options(self.options)
-        self.parse_line = make_line_parser(self.schema, **kwargs)
-        self.lines_read = 0
-        self.lines_rejected = {}
-
     def report_line_counters(self):
         """Add this task's line counts to the job's counters (call once, at the end).
 
+        Reads ``self.lines_read`` and ``self.lines_rejected`` (reason -> count).
         Counters: ``crm.lines`` read/accepted/rejected and ``crm.rejected`` by reason.
         They are summed over tasks; the driver checks read = accepted + rejected.
         """
@@ -136,3 +117,28 @@ class OrderLineJob(MRJob):
         self.increment_counter(COUNTER_GROUP_LINES, "rejected", rejected)
         for reason, count in sorted(self.lines_rejected.items()):
             self.increment_counter(COUNTER_GROUP_REJECTED, reason, count)
+
+
+class OrderLineJob(CrmJob):
+    """Base class of jobs that read order lines.
+
+    Subclasses call :meth:`init_line_parser` in their ``mapper_init`` and
+    :meth:`report_line_counters` for the accounting; raw input lines arrive as bytes so
+    that undecodable ones are counted, not crashed on or guessed at.
+    """
+
+    INPUT_PROTOCOL = BytesValueProtocol
+
+    def configure_args(self):
+        super().configure_args()
+        add_input_schema_args(self.add_passthru_arg)
+
+    def init_line_parser(self, **kwargs):
+        """Build ``self.parse_line`` from the options and reset the line counts.
+
+        Keyword arguments go to :func:`mr_jobs.records.make_line_parser`.
+        """
+        self.schema = schema_from_options(self.options)
+        self.parse_line = make_line_parser(self.schema, **kwargs)
+        self.lines_read = 0
+        self.lines_rejected = {}
