@@ -53,6 +53,7 @@ from mr_jobs.points import assign
 
 __all__ = [
     "EmptyClusterWarning",
+    "TooFewPointsError",
     "FeatureData",
     "KMeansResult",
     "KSelection",
@@ -69,6 +70,10 @@ SILHOUETTE_SAMPLE = 5_000
 
 class EmptyClusterWarning(UserWarning):
     """A cluster received no point in an iteration and was re-seeded."""
+
+
+class TooFewPointsError(ValueError):
+    """``k`` is larger than the number of points, or of distinct points."""
 
 
 @dataclass
@@ -303,9 +308,9 @@ def _check_k(data, k):
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k={k!r} should be an int >= 1")
     if k > data.count:
-        raise ValueError(f"n_samples={data.count} should be >= k={k}")
+        raise TooFewPointsError(f"n_samples={data.count} should be >= k={k}")
     if data.distinct < k:
-        raise ValueError(
+        raise TooFewPointsError(
             f"k={k} is larger than the number of distinct points ({data.distinct}): "
             f"choose k <= {data.distinct}"
         )

@@ -40,6 +40,7 @@ from models.inputs import describe_inputs, local_inputs
 from models.kmeans import (
     SAMPLE_SIZE,
     EmptyClusterWarning,
+    TooFewPointsError,
     fit_k_range,
     label_customers,
     parse_k,
@@ -188,8 +189,17 @@ def run_kmeans_stage(
                     progress=say,
                 ) as data,
             ):
+                fitted_ks, dropped_ks = _feasible(ks, data)
+                if dropped_ks:
+                    say(f"k in {dropped_ks} left out: only {data.distinct} distinct customers")
                 selection = fit_k_range(
-                    data, ks, seed=seed, n_init=n_init, tol=tol, max_iter=max_iter, progress=say
+                    data,
+                    fitted_ks,
+                    seed=seed,
+                    n_init=n_init,
+                    tol=tol,
+                    max_iter=max_iter,
+                    progress=say,
                 )
                 best = selection.best
                 order = segment_order(best.centroids, feature_names)
@@ -267,7 +277,10 @@ def run_kmeans_stage(
             outputs=outputs,
             details={
                 "chosen_k": best.k,
-                "selection": "single k" if len(ks) == 1 else "highest silhouette on the sample",
+                "selection": "single k"
+                if len(selection.table) == 1
+                else "highest silhouette on the sample",
+                "k_left_out": dropped_ks,
                 "k_selection": selection.table,
                 "standardisation": stats,
                 "fits": {
@@ -297,6 +310,20 @@ def run_kmeans_stage(
             by_reason=lines["rejected_by_reason"],
         )
     return manifest
+
+
+def _feasible(ks, data):
+    """With a range of ``k``, leave out those above the number of distinct customers (a
+    single ``k`` is fitted as asked, and refused by the driver if it cannot be)."""
+    if len(ks) == 1:
+        return ks, []
+    kept = [k for k in ks if k <= min(data.distinct, data.count)]
+    if not kept:
+        raise TooFewPointsError(
+            f"k={ks[0]}..{ks[-1]}: every k is larger than the number of distinct "
+            f"customers ({data.distinct})"
+        )
+    return kept, [k for k in ks if k not in kept]
 
 
 def _join(labels, rows, names):
