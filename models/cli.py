@@ -1,4 +1,4 @@
-"""The ``crm-mr`` command: generate, import, rfm, baskets, run.
+"""The ``crm-mr`` command: generate, import, rfm, baskets, segments, run.
 
 Every subcommand prints progress and a one-line summary per stage on standard error and
 exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
@@ -112,6 +112,68 @@ def _basket_options(args):
     }
 
 
+def _add_kmeans_args(p, seed_flag):
+    from models.kmeans_stage import DEFAULTS
+
+    p.add_argument(
+        "--k",
+        default=DEFAULTS["k"],
+        help="number of segments: an int, a range like 4-8 or a list like 4,6,8; with "
+        "several, the best silhouette picks one (default: %(default)s)",
+    )
+    p.add_argument(
+        "--features",
+        default=DEFAULTS["features"],
+        help="comma-separated customer features (recency, frequency, monetary, order_value, "
+        "tenure, order_rate, basket_size, line_value, units_per_line; see the README) "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        seed_flag,
+        dest="kmeans_seed",
+        type=int,
+        default=DEFAULTS["seed"],
+        help="seed of the sample and of k-means++ (default: %(default)s)",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=DEFAULTS["tol"],
+        help="stop when the squared centre shift <= tol x mean feature variance "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-iter",
+        type=int,
+        default=DEFAULTS["max_iter"],
+        help="most Lloyd iterations (MapReduce runs) per k (default: %(default)s)",
+    )
+    p.add_argument(
+        "--n-init",
+        type=int,
+        default=DEFAULTS["n_init"],
+        help="k-means++ seedings tried on the sample (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sample-size",
+        type=int,
+        default=DEFAULTS["sample_size"],
+        help="customers in the uniform sample for seeding and silhouettes (default: %(default)s)",
+    )
+
+
+def _kmeans_options(args):
+    return {
+        "k": args.k,
+        "features": args.features,
+        "seed": args.kmeans_seed,
+        "tol": args.tol,
+        "max_iter": args.max_iter,
+        "n_init": args.n_init,
+        "sample_size": args.sample_size,
+    }
+
+
 def build_parser():
     """The argument parser of ``crm-mr``."""
     parser = argparse.ArgumentParser(
@@ -184,6 +246,20 @@ def build_parser():
     add_input_schema_args(b.add_argument)
     _add_basket_args(b)
 
+    s = sub.add_parser(
+        "segments", help="customer segments by distributed K-Means over the RFM rows"
+    )
+    s.add_argument(
+        "inputs",
+        nargs="+",
+        help="RFM rows: the output directory of `crm-mr rfm` (or of its --segments, "
+        "which adds the overlap with the RFM segments)",
+    )
+    s.add_argument("-o", "--output", required=True, help="directory to publish segments to")
+    s.add_argument("--overwrite", action="store_true")
+    _add_runner_args(s)
+    _add_kmeans_args(s, "--seed")
+
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
         "-i",
@@ -203,6 +279,7 @@ def build_parser():
     add_input_schema_args(run.add_argument)
     _add_rfm_args(run)
     _add_basket_args(run)
+    _add_kmeans_args(run, "--kmeans-seed")
     return parser
 
 
@@ -293,6 +370,20 @@ def _cmd_baskets(args, reporter):
     )
 
 
+def _cmd_segments(args, reporter):
+    from models.kmeans_stage import run_kmeans_stage
+
+    run_kmeans_stage(
+        args.inputs,
+        args.output,
+        runner=args.runner,
+        conf_paths=_conf_paths(args),
+        overwrite=args.overwrite,
+        reporter=reporter,
+        **_kmeans_options(args),
+    )
+
+
 def _cmd_run(args, reporter):
     from models.pipeline import run_pipeline
 
@@ -312,6 +403,7 @@ def _cmd_run(args, reporter):
         conf_paths=_conf_paths(args),
         generate_options=generate_options,
         basket_options=_basket_options(args),
+        kmeans_options=_kmeans_options(args),
         reporter=reporter,
     )
 
@@ -321,6 +413,7 @@ _COMMANDS = {
     "import": _cmd_import,
     "rfm": _cmd_rfm,
     "baskets": _cmd_baskets,
+    "segments": _cmd_segments,
     "run": _cmd_run,
 }
 

@@ -12,6 +12,9 @@ Stages, in order, all under one output root (default ``./crm-output/``):
                       (:mod:`models.baskets_stage`); only when the input has an order
                       (basket) and an item column, otherwise recorded as skipped
 ``recommendations/``  item-to-item and per-customer recommendations (same condition)
+``segments/``         behavioural segments by distributed K-Means over the RFM rows,
+                      profiled, named and compared with the RFM segments
+                      (:mod:`models.kmeans_stage`)
 ``_pipeline.json``    the run: stages, their outputs, rows and seconds
 ====================  ==================================================================
 
@@ -29,7 +32,7 @@ from models.segments_stage import run_segments_stage
 __all__ = ["run_pipeline", "STAGES", "DEFAULT_OUTPUT_ROOT"]
 
 DEFAULT_OUTPUT_ROOT = "crm-output"
-STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations")
+STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations", "segments")
 PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
 
@@ -46,6 +49,7 @@ def run_pipeline(
     conf_paths=None,
     generate_options=None,
     basket_options=None,
+    kmeans_options=None,
     reporter=None,
 ):
     """Run every stage and publish the results under ``output_root``.
@@ -67,6 +71,9 @@ def run_pipeline(
     basket_options : dict, optional
         Keyword arguments for :func:`models.baskets_stage.run_baskets_stage`
         (``min_support``, ``min_confidence``, ``top_n``, ...).
+    kmeans_options : dict, optional
+        Keyword arguments for :func:`models.kmeans_stage.run_kmeans_stage` (``k``,
+        ``features``, ``seed``, ...).
     reporter : models.progress.Reporter, optional
 
     Returns
@@ -92,6 +99,7 @@ def run_pipeline(
                 "period": period,
                 "generate": generate_options or None,
                 "baskets": basket_options or None,
+                "segments": kmeans_options or None,
             }
         ),
         "versions": versions(),
@@ -123,7 +131,7 @@ def run_pipeline(
         reporter=reporter,
     )
     record["stages"].append(_stage_entry("rfm", fs.uri(paths["rfm"]), rfm_manifest))
-    _scored, _summary, seg_manifest = run_segments_stage(
+    scored, _summary, seg_manifest = run_segments_stage(
         rows,
         fs.uri(paths["rfm_segments"]),
         source=fs.uri(paths["rfm"]),
@@ -168,6 +176,9 @@ def run_pipeline(
                     "item_id to make baskets",
                 }
             )
+    record["stages"].append(
+        _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, kmeans_options, reporter)
+    )
     record["timings"] = watch.as_dict()
     fs.write(join(root, "_pipeline.json"), json.dumps(record, indent=2), overwrite=True)
     if reporter:
@@ -185,6 +196,30 @@ def _stage_entry(stage, path, manifest):
         "rows_written": manifest["rows_written"],
         "seconds": manifest["timings"]["seconds"],
     }
+
+
+def _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, options, reporter):
+    """The K-Means segments stage; recorded as skipped when there are fewer distinct
+    customers than any ``k`` asked for (a pipeline on a tiny input still completes)."""
+    from models.kmeans import TooFewPointsError
+    from models.kmeans_stage import run_kmeans_stage
+
+    try:
+        manifest = run_kmeans_stage(
+            [fs.uri(paths["rfm_segments"])],
+            fs.uri(paths["segments"]),
+            rows=scored,
+            runner=runner,
+            conf_paths=conf_paths,
+            overwrite=overwrite,
+            reporter=reporter,
+            **(options or {}),
+        )
+    except TooFewPointsError as e:
+        if reporter:
+            reporter.progress("segments")(f"skipped: {e}")
+        return {"stage": "segments", "output": None, "skipped": str(e)}
+    return _stage_entry("segments", fs.uri(paths["segments"]), manifest)
 
 
 def _generate_data(fs, data_path, options, overwrite, reporter):

@@ -7,7 +7,8 @@ usage() {
   cat <<'EOF'
 Usage: run_pipeline.sh [-r RUNNER] [-i INPUT]... [-o OUTPUT_ROOT] [options]
 
-Runs every stage of crm-mapreduce (built-in data or INPUT -> RFM -> RFM segments) and
+Runs every stage of crm-mapreduce (built-in data or INPUT -> RFM -> RFM segments ->
+baskets -> K-Means segments) and
 publishes the results under OUTPUT_ROOT. Exits 0 when every stage succeeded, 1 when a
 job failed, 2 for bad arguments or refused paths, 3 when another run holds the lock.
 
@@ -20,6 +21,9 @@ job failed, 2 for bad arguments or refused paths, 3 when another run holds the l
       --min-support S       baskets: least share of baskets of a frequent item set
       --min-confidence C    baskets: least confidence of a rule
       --top-n N             recommendations per item and per customer
+      --k K                 K-Means segments: k, a range like 4-8 or a list 4,6,8
+      --features LIST       K-Means features (default: recency,frequency,monetary)
+      --kmeans-seed N       K-Means seed (default: 0)
       --mrjob-conf PATH     mrjob config file (default: mrjob's own lookup)
       --overwrite           replace existing results
   -h, --help                show this help
@@ -52,7 +56,8 @@ while (($#)); do
     -o|--output-root) output_root=${2:?--output-root needs a value}; shift 2 ;;
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
-    --min-support|--min-confidence|--top-n) extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+    --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed)
+      extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --mrjob-conf) extra+=(--mrjob-conf "${2:?--mrjob-conf needs a value}"); shift 2 ;;
     --overwrite) extra+=(--overwrite); shift ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;

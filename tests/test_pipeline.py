@@ -33,13 +33,13 @@ def pipeline_root(tmp_path_factory):
 
 
 def test_pipeline_publishes_every_stage_with_markers_and_manifests(pipeline_root):
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations"):
+    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments"):
         assert (pipeline_root / stage / "_SUCCESS").exists()
         assert (pipeline_root / stage / "part-00000").exists()
         assert read_manifest(LocalFileSystem(), str(pipeline_root / stage))["stage"] == stage
     assert (pipeline_root / "data" / "transactions.csv").exists()
     record = json.loads((pipeline_root / "_pipeline.json").read_text())
-    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations"]
+    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments"]
     assert [s["stage"] for s in record["stages"]] == stages
     rfm_lines = record["stages"][1]["lines"]
     assert record["stages"][3]["lines"] == record["stages"][4]["lines"] == rfm_lines
@@ -80,6 +80,43 @@ def test_pipeline_segments_every_customer_once(pipeline_root):
     assert all(1 <= r["r_score"] <= 5 and r["segment"] for r in scored)
 
 
+def test_pipeline_kmeans_segments_cover_every_customer_once(pipeline_root):
+    rows = read_jsonl(pipeline_root / "segments")
+    ids = [r["customer_id"] for r in rows]
+    assert ids == sorted(set(ids)) and len(ids) == 300
+    profile = json.loads((pipeline_root / "segments" / "segments.json").read_text())
+    assert sum(p["customers"] for p in profile) == 300
+    names = [p["name"] for p in profile]
+    assert len(set(names)) == len(names)
+    assert {r["segment_name"] for r in rows} <= set(names)
+    manifest = read_manifest(LocalFileSystem(), str(pipeline_root / "segments"))
+    assert manifest["lines"]["read"] == manifest["lines"]["accepted"] == 300
+    assert manifest["details"]["chosen_k"] == len(profile)
+    overlap = (pipeline_root / "segments" / "overlap.csv").read_text().splitlines()
+    customers = [int(line.split(",")[3]) for line in overlap[1:]]
+    assert sum(customers) == 300  # every customer in exactly one (segment, RFM segment)
+
+
+def test_segments_command_refuses_a_bad_k_before_running_a_job(pipeline_root, tmp_path, capsys):
+    out = tmp_path / "s"
+    code = main(["segments", str(pipeline_root / "rfm"), "-o", str(out), "--k", "0", "-q"])
+    assert code == 2
+    assert "k='0'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_segments_command_with_one_k_on_plain_rfm_rows(pipeline_root, tmp_path):
+    out = tmp_path / "s"
+    args = ["segments", str(pipeline_root / "rfm"), "-o", str(out), "--k", "3", "-q"]
+    assert main(args + ["--no-mrjob-conf", "--features", "recency,frequency,monetary,tenure"]) == 0
+    selection = (out / "k_selection.csv").read_text().splitlines()
+    assert len(selection) == 2 and selection[1].startswith("3,")
+    assert not (out / "overlap.csv").exists()  # plain RFM rows carry no RFM segment
+    model = json.loads((out / "model.json").read_text())
+    assert [f["name"] for f in model["features"]] == ["recency", "frequency", "monetary", "tenure"]
+    assert len(model["centroids"]) == 3 and len(model["names"]) == 3
+
+
 def test_pipeline_refuses_to_overwrite_and_changes_nothing(pipeline_root, capsys):
     part = pipeline_root / "rfm" / "part-00000"
     before = (part.stat().st_mtime_ns, part.read_bytes())
@@ -96,7 +133,7 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
     assert main(args + ["--customers", "60", "--overwrite"]) == 0
     assert len(read_jsonl(root / "rfm")) == 60
     fs = LocalFileSystem()
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations"):
+    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments"):
         assert list_leftovers(fs, str(root / stage)) == []
     assert sorted(p.name for p in root.iterdir()) == [
         "_pipeline.json",
@@ -105,6 +142,7 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
         "recommendations",
         "rfm",
         "rfm_segments",
+        "segments",
     ]
 
 
