@@ -170,6 +170,11 @@ def parse_k(spec):
     return sorted(set(ks))
 
 
+def _points_args(runner):
+    """mrjob's Spark runner has no ``mapper_raw``: feature jobs read lines there."""
+    return ["--line-input"] if runner == "spark" else []
+
+
 def _say(progress):
     return progress if progress else (lambda message: None)
 
@@ -249,6 +254,7 @@ def prepared_features(
                     str(seed),
                     "--distinct-limit",
                     str(distinct_limit),
+                    *_points_args(runner),
                 ],
                 runner=runner,
                 conf_paths=conf_paths,
@@ -465,7 +471,7 @@ def _iterate(data, centroids, centroids_file, k):
     with run_job(
         MRKMeansIteration,
         data.parts,
-        ["--centroids", centroids_file],
+        ["--centroids", centroids_file, *_points_args(data.runner)],
         runner=data.runner,
         conf_paths=data.conf_paths,
     ) as run:
@@ -640,7 +646,7 @@ def label_customers(data, result):
     with run_job(
         MRKMeansLabels,
         data.parts,
-        ["--centroids", path],
+        ["--centroids", path, *_points_args(data.runner)],
         runner=data.runner,
         conf_paths=data.conf_paths,
     ) as run:

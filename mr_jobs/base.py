@@ -17,11 +17,12 @@ import zipfile
 
 from mrjob.job import MRJob
 from mrjob.protocol import BytesValueProtocol
+from mrjob.step import MRStep
 
 from mr_jobs.job_options import add_input_schema_args, schema_from_options
 from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED, make_line_parser
 
-__all__ = ["CrmJob", "OrderLineJob", "package_zip"]
+__all__ = ["CrmJob", "FeatureFileJob", "OrderLineJob", "package_zip"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _zip_path = None
@@ -142,3 +143,60 @@ class OrderLineJob(CrmJob):
         self.parse_line = make_line_parser(self.schema, **kwargs)
         self.lines_read = 0
         self.lines_rejected = {}
+
+
+class FeatureFileJob(CrmJob):
+    """Base class of jobs that work on feature files (:mod:`mr_jobs.points`) with numpy.
+
+    By default a map task gets a whole file (``mapper_raw``) and parses it with pandas'
+    C parser. Runners without ``mapper_raw`` (mrjob's Spark runner refuses input
+    manifests) take ``--line-input``: the mapper collects its lines and parses them at
+    the end of the task. Either way the subclass's :meth:`map_points` gets a source that
+    :func:`mr_jobs.points.read_points` reads, and the output is the same.
+    """
+
+    INPUT_PROTOCOL = BytesValueProtocol
+
+    def configure_args(self):
+        super().configure_args()
+        self.add_passthru_arg(
+            "--line-input",
+            action="store_true",
+            help="read feature lines one by one (for runners without mapper_raw, e.g. Spark)",
+        )
+
+    def points_step(self, **kwargs):
+        """An :class:`MRStep` whose mapper feeds :meth:`map_points`; ``kwargs`` add the
+        other parts (``mapper_init``, ``reducer``, ...)."""
+        if self.options.line_input:
+            init = kwargs.pop("mapper_init", None)
+
+            def mapper_init_lines():
+                self._lines = []
+                if init:
+                    init()
+
+            return MRStep(
+                mapper_init=mapper_init_lines,
+                mapper=self.mapper_collect_line,
+                mapper_final=self.mapper_final_points,
+                **kwargs,
+            )
+        return MRStep(mapper_raw=self.mapper_raw_points, **kwargs)
+
+    def mapper_raw_points(self, path, _uri):
+        yield from self.map_points(path)
+
+    def mapper_collect_line(self, _, line):
+        self._lines.append(line)
+        return
+        yield
+
+    def mapper_final_points(self):
+        source = io.BytesIO(b"\n".join(self._lines))
+        self._lines = []
+        yield from self.map_points(source)
+
+    def map_points(self, source):
+        """Yield the task's output for the points of ``source`` (a path or a buffer)."""
+        raise NotImplementedError

@@ -24,9 +24,8 @@ fewer), so that the driver can refuse a ``k`` larger than the number of distinct
 import heapq
 
 import numpy as np
-from mrjob.step import MRStep
 
-from mr_jobs.base import CrmJob
+from mr_jobs.base import FeatureFileJob
 from mr_jobs.exact_sums import ZERO, add_exact, exact_group_sums
 from mr_jobs.points import read_points
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
@@ -42,7 +41,7 @@ def sample_priorities(ids, seed):
     return hash_array(np.asarray(ids, dtype=object), hash_key=key, categorize=False)
 
 
-class MRFeatureStats(CrmJob):
+class MRFeatureStats(FeatureFileJob):
     """Feature files -> exact sums, min, max, a uniform sample and distinct points."""
 
     INTERNAL_PROTOCOL = CompactJSONProtocol
@@ -56,9 +55,9 @@ class MRFeatureStats(CrmJob):
         self.add_passthru_arg("--distinct-limit", type=int, default=64)
 
     def steps(self):
-        return [MRStep(mapper_raw=self.mapper_raw_summarise, reducer=self.reducer_merge)]
+        return [self.points_step(reducer=self.reducer_merge)]
 
-    def mapper_raw_summarise(self, path, _uri):
+    def map_points(self, path):
         d = self.options.n_features
         ids, x = read_points(path, d, with_ids=True)
         if x.shape[0] == 0:

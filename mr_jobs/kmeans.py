@@ -26,9 +26,8 @@ import heapq
 import json
 
 import numpy as np
-from mrjob.step import MRStep
 
-from mr_jobs.base import CrmJob
+from mr_jobs.base import FeatureFileJob
 from mr_jobs.exact_sums import ZERO, add_exact, exact_group_sums
 from mr_jobs.points import assign, read_points, standardise
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
@@ -85,7 +84,7 @@ def read_centroids(path):
     return mean, scale, centroids, far
 
 
-class MRKMeansIteration(CrmJob):
+class MRKMeansIteration(FeatureFileJob):
     """Assign every point to its nearest centroid and reduce the new cluster sums."""
 
     INTERNAL_PROTOCOL = CompactJSONProtocol
@@ -97,9 +96,8 @@ class MRKMeansIteration(CrmJob):
 
     def steps(self):
         return [
-            MRStep(
+            self.points_step(
                 mapper_init=self.mapper_init_centroids,
-                mapper_raw=self.mapper_raw_assign,
                 reducer_init=self.reducer_init_centroids,
                 reducer=self.reducer_sum_clusters,
             )
@@ -110,7 +108,7 @@ class MRKMeansIteration(CrmJob):
 
     reducer_init_centroids = mapper_init_centroids
 
-    def mapper_raw_assign(self, path, _uri):
+    def map_points(self, path):
         k, d = self.centroids.shape
         _, x = read_points(path, d)
         if x.shape[0] == 0:

@@ -12,16 +12,15 @@ object per customer, in the order of the feature files::
 
 import numpy as np
 from mrjob.protocol import RawValueProtocol
-from mrjob.step import MRStep
 
-from mr_jobs.base import CrmJob
+from mr_jobs.base import FeatureFileJob
 from mr_jobs.kmeans import read_centroids
 from mr_jobs.points import assign, read_points, standardise
 
 __all__ = ["MRKMeansLabels"]
 
 
-class MRKMeansLabels(CrmJob):
+class MRKMeansLabels(FeatureFileJob):
     """Feature files -> one ``{"customer_id", "segment", "distance"}`` line per customer."""
 
     OUTPUT_PROTOCOL = RawValueProtocol
@@ -31,12 +30,12 @@ class MRKMeansLabels(CrmJob):
         self.add_file_arg("--centroids", required=True, help="JSON centroids file")
 
     def steps(self):
-        return [MRStep(mapper_init=self.mapper_init_centroids, mapper_raw=self.mapper_raw_label)]
+        return [self.points_step(mapper_init=self.mapper_init_centroids)]
 
     def mapper_init_centroids(self):
         self.mean, self.scale, self.centroids, _ = read_centroids(self.options.centroids)
 
-    def mapper_raw_label(self, path, _uri):
+    def map_points(self, path):
         ids, x = read_points(path, self.centroids.shape[1], with_ids=True)
         if x.shape[0] == 0:
             return
