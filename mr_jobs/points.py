@@ -13,7 +13,13 @@ files use ``mapper_raw``: a task gets a whole file and works on it with numpy.
 import csv
 import os
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # a task on a node without numpy: say what to install
+    raise ImportError(
+        "the K-Means jobs need numpy and pandas in the Python that runs the tasks "
+        "(python_bin of the runner): pip install numpy pandas on every node"
+    ) from e
 
 __all__ = ["read_points", "assign", "standardise", "format_point"]
 
@@ -28,8 +34,8 @@ def read_points(path, n_features, *, with_ids=False):
 
     Parameters
     ----------
-    path : str
-        A local file (tasks of ``mapper_raw`` jobs get one).
+    path : str or io.BytesIO
+        A local file (tasks of ``mapper_raw`` jobs get one), or the lines in a buffer.
     n_features : int
         How many features each line has; a line with another count raises ValueError.
     with_ids : bool
@@ -43,7 +49,8 @@ def read_points(path, n_features, *, with_ids=False):
     """
     import pandas as pd
 
-    if os.path.getsize(path) == 0:
+    size = path.getbuffer().nbytes if hasattr(path, "getbuffer") else os.path.getsize(path)
+    if size == 0:
         ids = np.empty(0, dtype=object) if with_ids else None
         return ids, np.empty((0, n_features))
     columns = list(range(n_features + 1)) if with_ids else list(range(1, n_features + 1))
