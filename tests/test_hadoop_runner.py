@@ -26,6 +26,16 @@ from tests.conftest import REPO
 MRJOB_CONF = str(REPO / "mrjob.conf")
 
 
+@pytest.fixture(scope="module")
+def numpy_nodes_conf(tmp_path_factory):
+    """An mrjob config, read after the project's, that runs the tasks under this Python:
+    the K-Means jobs need numpy and pandas on the nodes, which the system python3 of this
+    machine lacks (a real cluster installs them; see mrjob.conf)."""
+    path = tmp_path_factory.mktemp("conf") / "nodes-python.conf"
+    path.write_text(json.dumps({"runners": {"hadoop": {"python_bin": [sys.executable]}}}))
+    return str(path)
+
+
 def _listening_addresses(pid):
     """``(address, port)`` of every TCP socket ``pid`` listens on, from /proc."""
     inodes = set()
@@ -121,13 +131,13 @@ def test_rfm_on_yarn_from_hdfs_equals_inline_with_the_project_mrjob_conf(hadoop_
 
 
 @pytest.fixture(scope="module")
-def pipelines(tmp_path_factory, hadoop_cluster):
+def pipelines(tmp_path_factory, hadoop_cluster, numpy_nodes_conf):
     """The whole pipeline on the built-in data twice: ``crm-mr run`` inline on local files,
     and the shell driver with the hadoop runner on HDFS (same seed, so the same data)."""
     local_root = tmp_path_factory.mktemp("inline") / "crm"
     inline = subprocess.run(
         [sys.executable, "-m", "models.cli", "run", "-q", "--no-mrjob-conf"]
-        + ["-o", str(local_root)],
+        + ["-o", str(local_root), "--k", PIPELINE_K],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -140,12 +150,14 @@ def pipelines(tmp_path_factory, hadoop_cluster):
         "CRM_LOCK_DIR": str(tmp_path_factory.mktemp("locks")),
     }
     command = [str(REPO / "scripts" / "run_pipeline.sh"), "-r", "hadoop"]
-    command += ["-o", HDFS_ROOT, "--mrjob-conf", MRJOB_CONF]
+    command += ["-o", HDFS_ROOT, "--mrjob-conf", MRJOB_CONF, "--mrjob-conf", numpy_nodes_conf]
+    command += ["--k", PIPELINE_K]
     on_hadoop = subprocess.run(command, capture_output=True, text=True, env=env)
     return local_root, inline, on_hadoop, command, env
 
 
 HDFS_ROOT = "hdfs:///tests/pipeline/crm"
+PIPELINE_K = "5"  # one k: each Lloyd iteration on YARN is a job of about half a minute
 
 
 def _cat(cluster, path):
@@ -161,7 +173,7 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     assert "rfm_segments/_SUCCESS" in listing
     record = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/_pipeline.json"))
     assert record["runner"] == "hadoop"
-    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations"]
+    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments"]
     assert [s["stage"] for s in record["stages"]] == stages
 
 
@@ -176,6 +188,10 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "baskets/itemsets.jsonl",
         "recommendations/part-00000",
         "recommendations/item_to_item.csv",
+        "segments/part-00000",
+        "segments/segments.csv",
+        "segments/overlap.csv",
+        "segments/model.json",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
         remote = hadoop_cluster.hadoop(
@@ -197,6 +213,15 @@ def test_pipeline_on_hadoop_accounts_for_every_line(pipelines, hadoop_cluster):
     for stage in ("baskets", "recommendations"):
         other = json.loads(_cat(hadoop_cluster, f"/tests/pipeline/crm/{stage}/_manifest.json"))
         assert other["lines"] == lines, stage
+    segments = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/segments/_manifest.json"))
+    inline_segments = json.loads((local_root / "segments" / "_manifest.json").read_text())
+    assert segments["lines"] == inline_segments["lines"]  # RFM rows: read = accepted
+    assert segments["lines"]["read"] == segments["lines"]["accepted"] > 0
+    history = segments["details"]["fits"][PIPELINE_K]["history"]
+    inline_history = inline_segments["details"]["fits"][PIPELINE_K]["history"]
+    assert [(h["inertia"], h["shift"]) for h in history] == [
+        (h["inertia"], h["shift"]) for h in inline_history
+    ]
     truth = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/data/transactions.truth.json"))
     assert lines["read"] == truth["lines_total"]
 
@@ -380,3 +405,41 @@ def test_son_on_yarn_ships_the_candidates_to_the_tasks_and_equals_inline(
     counts = {tuple(r["items"]): r["count"] for r in itemsets}
     assert counts[("crème brûlée",)] == HAND_MADE_ITEMS["crème brûlée"]
     assert counts[("bread and cake", "crème brûlée", "milk-cream")] == 1_218
+
+
+def test_kmeans_on_yarn_from_hdfs_equals_inline_on_cdnow(
+    hadoop_env, cdnow_path, tmp_path, numpy_nodes_conf
+):
+    """Features, statistics, every Lloyd iteration and the labels as YARN jobs reading
+    HDFS give bit-identical centres, inertia and labels to the inline runner (the sums
+    are exact, so the split into map tasks cannot change them)."""
+    import numpy as np
+
+    from models.kmeans import fit_kmeans, label_customers, prepared_features
+    from models.rfm_stage import run_rfm_stage
+
+    rfm = tmp_path / "rfm"
+    run_rfm_stage(
+        [str(cdnow_path)], str(rfm), schema=PRESETS["cdnow"], runner="inline", conf_paths=[]
+    )
+    hadoop_env.hadoop("fs", "-mkdir", "-p", "/tests/kmeans")
+    hadoop_env.hadoop("fs", "-put", "-f", str(rfm / "part-00000"), "/tests/kmeans/rfm-00000")
+    results = {}
+    for runner, inputs, conf in (
+        ("hadoop", ["hdfs:///tests/kmeans/rfm-00000"], [MRJOB_CONF, numpy_nodes_conf]),
+        ("inline", [str(rfm / "part-00000")], []),
+    ):
+        with prepared_features(inputs, runner=runner, conf_paths=conf, distinct_limit=5) as data:
+            fit = fit_kmeans(data, 5, seed=0)
+            labels, _ = label_customers(data, fit)
+            results[runner] = (data, fit, sorted(labels, key=lambda r: r["customer_id"]))
+    (h_data, h_fit, h_labels), (i_data, i_fit, i_labels) = results["hadoop"], results["inline"]
+    assert h_data.lines == i_data.lines
+    assert h_data.lines["read"] == h_data.lines["accepted"] == 23_570
+    assert np.array_equal(h_data.mean, i_data.mean) and np.array_equal(h_data.scale, i_data.scale)
+    assert np.array_equal(h_fit.centroids, i_fit.centroids)
+    assert h_fit.inertia == i_fit.inertia and h_fit.counts == i_fit.counts
+    assert [(h["inertia"], h["shift"]) for h in h_fit.history] == [
+        (h["inertia"], h["shift"]) for h in i_fit.history
+    ]
+    assert h_labels == i_labels and len(h_labels) == 23_570

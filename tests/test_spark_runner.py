@@ -262,6 +262,33 @@ def test_spark_son_ships_the_candidates_to_the_tasks_and_equals_inline(
 # -- before Spark starts -------------------------------------------------------------------
 
 
+def test_kmeans_on_spark_reads_lines_and_equals_inline_on_cdnow(system_tmp, cdnow_path, tmp_path):
+    """mrjob's Spark runner has no mapper_raw: the feature jobs read lines there
+    (``--line-input``) and still give bit-identical statistics, centres and labels."""
+    import numpy as np
+
+    from models.kmeans import fit_kmeans, label_customers, prepared_features
+    from models.rfm_stage import run_rfm_stage
+
+    rfm = tmp_path / "rfm"
+    run_rfm_stage(
+        [str(cdnow_path)], str(rfm), schema=PRESETS["cdnow"], runner="inline", conf_paths=[]
+    )
+    results = {}
+    for runner, conf in (("spark", [MRJOB_CONF]), ("inline", [])):
+        parts = [str(rfm / "part-00000")]
+        with prepared_features(parts, runner=runner, conf_paths=conf, distinct_limit=4) as data:
+            fit = fit_kmeans(data, 4, seed=1)
+            labels, _ = label_customers(data, fit)
+            results[runner] = (data, fit, sorted(labels, key=lambda r: r["customer_id"]))
+    (s_data, s_fit, s_labels), (i_data, i_fit, i_labels) = results["spark"], results["inline"]
+    assert s_data.lines == i_data.lines and s_data.lines["accepted"] == 23_570
+    assert np.array_equal(s_data.mean, i_data.mean) and np.array_equal(s_data.scale, i_data.scale)
+    assert np.array_equal(s_fit.centroids, i_fit.centroids) and s_fit.inertia == i_fit.inertia
+    assert s_labels == i_labels and len(s_labels) == 23_570
+    assert _left_in(system_tmp) == []
+
+
 def test_missing_input_fails_before_spark_starts_naming_it(system_tmp, tmp_path):
     missing = tmp_path / "nope.csv"
     output = tmp_path / "out"
