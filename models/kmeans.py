@@ -315,15 +315,15 @@ def _check_k(data, k):
         raise ValueError(f"k={k!r} should be an int >= 1")
     if k > data.count:
         raise TooFewPointsError(f"n_samples={data.count} should be >= k={k}")
-    if data.distinct < k:
-        raise TooFewPointsError(
-            f"k={k} is larger than the number of distinct points ({data.distinct}): "
-            f"choose k <= {data.distinct}"
-        )
     if k > data.distinct_limit:
         raise ValueError(
             f"k={k} is above distinct_limit={data.distinct_limit} of prepared_features: "
             "prepare with a limit >= the largest k"
+        )
+    if data.distinct < k:
+        raise TooFewPointsError(
+            f"k={k} is larger than the number of distinct points ({data.distinct}): "
+            f"choose k <= {data.distinct}"
         )
 
 

@@ -23,7 +23,8 @@ feature           raw value (RFM columns)                         transform  uni
 scores use (:mod:`models.rfm_scores`).
 
 A row is rejected, and counted under its reason, when a needed column is missing or null
-(``missing_feature``), not a number (``not_a_number``; booleans included), NaN or infinite
+(``missing_feature``), not a number (``not_a_number``; booleans included), NaN, infinite
+or beyond the float range, in an input column or in the computed feature
 (``not_finite``), or negative where a count, amount or duration cannot be
 (``negative_value``).
 """
@@ -173,10 +174,20 @@ def feature_values(row, features):
                 raise FeatureError("missing_feature", f"{column} is missing or null")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise FeatureError("not_a_number", f"{column}={value!r} is not a number")
+            try:
+                value = float(value)
+            except OverflowError:  # a JSON integer beyond the float range
+                raise FeatureError("not_finite", f"{column} is too large for a float") from None
             if not math.isfinite(value):
                 raise FeatureError("not_finite", f"{column}={value!r} is not finite")
             if value < 0:
                 raise FeatureError("negative_value", f"{column}={value!r} is negative")
             inputs.append(value)
-        values.append(float(feature.apply(feature.raw(inputs))))
+        try:
+            result = float(feature.apply(feature.raw(inputs)))
+        except (OverflowError, ZeroDivisionError):
+            result = math.inf
+        if not math.isfinite(result):
+            raise FeatureError("not_finite", f"{feature.name} overflows for {inputs!r}")
+        values.append(result)
     return values

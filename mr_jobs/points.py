@@ -24,6 +24,20 @@ except ImportError as e:  # a task on a node without numpy: say what to install
 __all__ = ["read_points", "assign", "standardise", "format_point"]
 
 
+def _pandas_major():
+    try:
+        from importlib.metadata import version
+
+        return int(version("pandas").split(".")[0])
+    except Exception:  # unknown: ask for the exact parser, which every version has
+        return 0
+
+
+# pandas < 3 parses floats exactly only with the round-trip parser; pandas 3 always does
+# and deprecates the option
+_EXACT_FLOATS = {"float_precision": "round_trip"} if _pandas_major() < 3 else {}
+
+
 def format_point(customer_id_json, values):
     """One feature line (without the newline): JSON id, then ``repr`` of each value."""
     return "\t".join([customer_id_json, *map(repr, values)])
@@ -62,7 +76,7 @@ def read_points(path, n_features, *, with_ids=False):
             usecols=columns,
             quoting=csv.QUOTE_NONE,
             dtype={0: object} if with_ids else np.float64,
-            float_precision="round_trip",
+            **_EXACT_FLOATS,
             engine="c",
             na_filter=False,
         )

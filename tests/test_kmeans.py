@@ -138,12 +138,6 @@ def test_k_above_the_number_of_customers_is_refused(tmp_path):
             fit_kmeans(data, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.kmeans._check_k tests data.distinct (capped at distinct_limit) before "
-    "distinct_limit, so it says 'larger than the number of distinct points (2)' for 30 "
-    "distinct points",
-)
 def test_k_above_the_distinct_limit_asks_for_a_larger_limit(tmp_path):
     path = write_rows(tmp_path / "rfm.jsonl", blob_rows())
     with prepared_features([path], conf_paths=[], distinct_limit=2) as data:
