@@ -1,0 +1,936 @@
+"""Churn: who will not buy again, learned from the log by a cutoff date and a horizon.
+
+Definition
+----------
+A *cutoff* date ``c`` and a *horizon* of ``h`` days split the log in time:
+
+* **Features** come from the MapReduce RFM job (:class:`mr_jobs.rfm.MRCustomerRFM`, through
+  :func:`models.rfm_stage.run_rfm_stage`) run with ``as_of = c``. The job rejects every
+  line dated after ``c`` as ``after_as_of`` before it reaches a customer's record, so no
+  information from after the cutoff can reach a feature: the feature rows are the same,
+  byte for byte, whatever the log holds after ``c`` (``tests/test_churn.py`` proves it).
+  Lines dated on ``c`` itself belong to the features.
+* **Labels** come from a second RFM run with ``as_of = c + h``, which sees the lines up to
+  the end of the horizon. A customer of the first run whose ``last_purchase`` in the second
+  run is later than ``c`` bought again in ``(c, c + h]``: ``churned = 0``; otherwise
+  ``churned = 1`` ("no purchase within the horizon"). The second run also gives
+  ``orders_in_horizon`` and ``value_in_horizon`` (its totals minus the first run's).
+* Only customers with a purchase on or before ``c`` are in the data set; customers whose
+  first purchase falls in the horizon are not (they have no features). When the log ends
+  before ``c + h`` (and the label run rejected nothing as ``after_as_of``), a warning says
+  that customers are labelled churned for lack of data.
+
+On CDNOW the classic split is ``c = 1997-09-30`` (calibration 1997-01-01..1997-09-30) and
+``h = 273`` days (the next 39 weeks, to 1998-06-30).
+
+Model features
+--------------
+From each RFM row (:data:`MODEL_FEATURES`): ``recency_days``, ``tenure_days``,
+``recency_ratio`` (``recency_days / (tenure_days + 1)``: the silence compared to the
+customer's history), ``log_purchase_days`` (log of the distinct purchase days),
+``log_orders_per_day`` (log of orders per purchase day), ``purchase_rate`` (purchase days
+per 30 days of tenure, ``30 * purchase_days / (tenure_days + 1)``),
+``log_mean_order_value`` and ``log_monetary_value`` (``log1p`` of the mean order value and
+of lifetimes' mean repeat-purchase value, 0 for one-off buyers). Counts and money are
+logged because they are heavy-tailed, which also keeps a linear model from extrapolating
+wildly on a customer with many more orders than any in training; exactly collinear
+columns (``frequency = purchase_days - 1``, ``log total = log orders + log mean``) are
+left out so that the coefficients and the drivers mean something. All are computed from the
+feature run's row only.
+
+Models and selection
+--------------------
+Two candidates, both seeded: ``logistic_regression`` (``StandardScaler`` then
+``LogisticRegression``) and ``hist_gradient_boosting`` (a
+``HistGradientBoostingClassifier``, fixed number of trees, no early stopping so the fit does
+not depend on an internal split). The labelled customers are split once, stratified, into a
+training part and a held-out part (``test_size``, default 25 %). On the training part each
+candidate gets a stratified ``cv_folds``-fold cross-validated ROC-AUC; the higher mean wins
+(ties go to the logistic regression, the simpler model).
+
+Calibration
+-----------
+The winner is wrapped in ``CalibratedClassifierCV(ensemble=False)`` and fitted on the
+training part: the model is fitted once on the whole training part and the calibrator
+(isotonic regression, or Platt's sigmoid) is fitted on cross-validated predictions. One
+base model keeps scoring and the per-customer drivers cheap. ``calibration="auto"`` uses
+isotonic regression when the training part has at least 1,000 customers and the sigmoid
+below that (isotonic regression overfits small sets).
+
+Held-out report
+---------------
+On the held-out part, never seen by the selection, the fit or the calibration:
+ROC-AUC, PR-AUC (average precision, churn as the positive class), Brier score (calibrated,
+and of the same model uncalibrated), lift in the top decile (churn rate among the 10 %
+highest scores, ``ceil(n / 10)`` customers, ties in held-out order, divided by the held-out
+churn rate), the base rate, and the ROC-AUC of the recency-only rule (score =
+``recency_days``) on the same customers. The reported metrics describe the model that is
+returned and saved (it is not refitted on all labelled customers afterwards).
+
+Scoring current customers
+-------------------------
+:func:`current_features` runs the RFM job as of the latest date in the log (or a given date)
+and :func:`score_customers` gives each customer ``churn_probability`` (the probability of no
+purchase in the next ``h`` days), a ``risk_tier`` (``high`` >= 0.7, ``medium`` >= 0.4,
+else ``low``; configurable), ``value`` and ``value_at_risk = churn_probability x value``.
+``value`` is, by default, the customer's ``total_value``: their gross spend over the
+feature window (all purchases up to the as-of date), the RFM "M"; another RFM column can be
+chosen (e.g. ``monetary_value``, lifetimes' mean repeat-purchase value).
+The model learnt what happened in the ``h`` days after ``c``; applying it at a later date
+assumes behaviour is stable, and the current customers have longer histories than the
+training ones (the ratios ``recency_ratio`` and ``purchase_rate`` carry over better than
+raw counts). For production, train with the latest cutoff the log allows (its last day
+minus ``h``). Isotonic calibration is a step function: at the extremes it can give exactly
+0 or 1.
+:func:`early_warning` keeps the high-value customers (``value`` at or above the 80th
+percentile of the scored customers) whose probability is at least the high-risk threshold,
+sorted by value at risk.
+
+Drivers
+-------
+Each score comes with the features that drive it: a "what-if" attribution on the base
+model's log-odds (before calibration, which is monotone and so does not change the order).
+The effect of feature ``j`` is ``f(x) - f(x with x_j set to the training median)``, in
+log-odds; positive means the feature's value makes churn more likely than it is for a
+typical customer. The ``drivers`` column lists up to ``top_drivers`` features with a
+positive effect (above 1e-9), largest first. For the logistic regression this is exactly
+``coefficient x (x_j - median_j) / scale_j``; for the tree ensemble it is the same question
+asked of the trees. Each feature is changed alone (correlated features such as
+``recency_days`` and ``recency_ratio`` each get their own effect).
+
+Persistence
+-----------
+:func:`save_model` writes a `skops <https://skops.readthedocs.io>`_ file (no pickle): the
+calibrated estimator and a JSON string of everything else. :func:`load_model` lists the
+types the file would instantiate and refuses, with :class:`UntrustedModelError`, any type
+outside skops' defaults and :data:`TRUSTED_TYPES` (four scikit-learn internals). That is the
+trust boundary: a file is trusted to hold only these types, never code. Trees and
+coefficients from a hostile file can still produce wrong scores, so load models from where
+you saved them.
+"""
+
+import datetime
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.rfm_stage import run_rfm_stage
+
+__all__ = [
+    "CANDIDATES",
+    "ChurnDataset",
+    "ChurnModel",
+    "MODEL_FEATURES",
+    "TRUSTED_TYPES",
+    "UntrustedModelError",
+    "build_churn_dataset",
+    "current_features",
+    "early_warning",
+    "feature_matrix",
+    "fit_churn_model",
+    "load_model",
+    "save_model",
+    "score_customers",
+    "top_decile_lift",
+]
+
+#: The columns the models see, derived from an RFM row (see the module docstring).
+MODEL_FEATURES = (
+    "recency_days",
+    "tenure_days",
+    "recency_ratio",
+    "log_purchase_days",
+    "log_orders_per_day",
+    "purchase_rate",
+    "log_mean_order_value",
+    "log_monetary_value",
+)
+
+#: The RFM columns the features are derived from.
+RFM_INPUT_COLUMNS = (
+    "recency_days",
+    "tenure_days",
+    "purchase_days",
+    "orders",
+    "mean_order_value",
+    "monetary_value",
+)
+
+#: Candidate model names, in tie-break order.
+CANDIDATES = ("logistic_regression", "hist_gradient_boosting")
+
+#: Types beyond skops' defaults that :func:`load_model` accepts: scikit-learn internals of a
+#: calibrated classifier (and the folds it was given) and of the tree ensemble's fitted trees.
+TRUSTED_TYPES = frozenset(
+    {
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.model_selection._split.StratifiedKFold",
+    }
+)
+
+DEFAULT_TIERS = {"high": 0.7, "medium": 0.4}
+_FORMAT = "crm-mapreduce churn model 1"
+_ISOTONIC_MIN_SAMPLES = 1000
+_MIN_EFFECT = 1e-9  # log-odds; below it a "driver" is rounding noise
+
+
+class UntrustedModelError(ValueError):
+    """A model file would instantiate types outside the trusted set."""
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChurnDataset:
+    """Labelled customers at a cutoff, with the line accounting of both RFM runs.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per customer with a purchase on or before the cutoff, sorted by
+        ``customer_id``: the feature run's RFM columns, then ``churned`` (1 = no purchase
+        in the horizon), ``orders_in_horizon`` and ``value_in_horizon``.
+    feature_rows : list of dict
+        The feature run's rows exactly as the RFM job returned them.
+    cutoff : str
+    horizon_days : int
+    horizon_end : str
+        ``cutoff + horizon_days``, ISO.
+    lines : dict
+        ``{"features": ..., "labels": ...}``: each run's ``lines`` (read, accepted,
+        rejected, rejected_by_reason), from its manifest.
+    manifests : dict
+        ``{"features": ..., "labels": ...}``: both manifests.
+    """
+
+    frame: pd.DataFrame
+    feature_rows: list
+    cutoff: str
+    horizon_days: int
+    horizon_end: str
+    lines: dict
+    manifests: dict = field(repr=False)
+
+
+def _parse_date(name, value):
+    try:
+        if not isinstance(value, str) or len(value.strip()) != 10:
+            raise ValueError
+        return datetime.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name}={value!r} should be an ISO date (YYYY-MM-DD)") from None
+
+
+def _check_horizon(horizon_days):
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)):
+        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days={horizon_days!r} should be > 0")
+    return int(horizon_days)
+
+
+def _check_inputs(input_paths):
+    if isinstance(input_paths, (str, os.PathLike)) or not input_paths:
+        raise ValueError(f"input_paths={input_paths!r} should be a non-empty list of paths")
+    return [os.fspath(p) for p in input_paths]
+
+
+def _run_rfm(paths, directory, name, *, schema, as_of, runner, conf_paths, reporter):
+    return run_rfm_stage(
+        paths,
+        os.path.join(directory, name),
+        schema=schema,
+        runner=runner,
+        as_of=as_of,
+        conf_paths=conf_paths,
+        reporter=reporter,
+    )
+
+
+def build_churn_dataset(
+    input_paths,
+    *,
+    schema,
+    cutoff,
+    horizon_days,
+    runner="inline",
+    conf_paths=None,
+    work_dir=None,
+    reporter=None,
+):
+    """Features before a cutoff and churn labels over a horizon, by two RFM MapReduce runs.
+
+    Parameters
+    ----------
+    input_paths : list of str
+        Order-line files or directories, local or ``hdfs://``.
+    schema : mr_jobs.records.InputSchema
+        How to read them (e.g. ``PRESETS["cdnow"]``).
+    cutoff : str
+        ``YYYY-MM-DD``: features see the lines dated on or before it.
+    horizon_days : int
+        > 0: a customer who buys in ``(cutoff, cutoff + horizon_days]`` has not churned.
+    runner : str
+        mrjob runner of both RFM runs.
+    conf_paths : list of str or None
+        mrjob config files (``[]`` reads none; see :func:`models.job_runner.run_job`).
+    work_dir : str, optional
+        Where the two RFM results are published (``features/`` and ``labels/``); by default
+        a temporary directory, removed afterwards.
+    reporter : models.progress.Reporter, optional
+
+    Returns
+    -------
+    ChurnDataset
+
+    Raises
+    ------
+    ValueError
+        When ``cutoff`` is not a date, ``horizon_days`` is not a positive integer or there
+        are no input paths.
+
+    Warns
+    -----
+    UserWarning
+        When the log ends before ``cutoff + horizon_days``.
+
+    Examples
+    --------
+    >>> data = build_churn_dataset(["CDNOW_master.txt"], schema=PRESETS["cdnow"],
+    ...     cutoff="1997-09-30", horizon_days=273, conf_paths=[])  # doctest: +SKIP
+    >>> data.frame["churned"].mean()  # doctest: +SKIP
+    """
+    paths = _check_inputs(input_paths)
+    cutoff_date = _parse_date("cutoff", cutoff)
+    horizon_days = _check_horizon(horizon_days)
+    end_date = cutoff_date + datetime.timedelta(days=horizon_days)
+    cutoff, horizon_end = cutoff_date.isoformat(), end_date.isoformat()
+    options = {"schema": schema, "runner": runner, "conf_paths": conf_paths, "reporter": reporter}
+    with tempfile.TemporaryDirectory(prefix="churn-rfm-") as temporary:
+        directory = temporary if work_dir is None else os.fspath(work_dir)
+        rows, features_manifest = _run_rfm(paths, directory, "features", as_of=cutoff, **options)
+        after, labels_manifest = _run_rfm(paths, directory, "labels", as_of=horizon_end, **options)
+    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["customer_id"])
+    later = {r["customer_id"]: r for r in after}
+    bought = []
+    orders_in, value_in = [], []
+    for row in rows:
+        seen = later[row["customer_id"]]  # the label run sees every line the first run saw
+        bought.append(seen["last_purchase"][:10] > cutoff)
+        orders_in.append(seen["orders"] - row["orders"])
+        value_in.append(seen["total_value"] - row["total_value"])
+    frame["churned"] = np.logical_not(np.array(bought, dtype=bool)).astype(np.int64)
+    frame["orders_in_horizon"] = np.array(orders_in, dtype=np.int64)
+    frame["value_in_horizon"] = np.array(value_in, dtype=float)
+    lines = {"features": features_manifest["lines"], "labels": labels_manifest["lines"]}
+    last_seen = max((r["last_purchase"][:10] for r in after), default=None)
+    data_after_end = lines["labels"]["rejected_by_reason"].get("after_as_of", 0)
+    if last_seen is not None and last_seen < horizon_end and not data_after_end:
+        warnings.warn(
+            f"the log's last purchase is on {last_seen}, before the horizon end {horizon_end} "
+            f"(cutoff={cutoff}, horizon_days={horizon_days}): customers who would have bought "
+            "after it are labelled churned",
+            UserWarning,
+            stacklevel=2,
+        )
+    return ChurnDataset(
+        frame=frame,
+        feature_rows=rows,
+        cutoff=cutoff,
+        horizon_days=horizon_days,
+        horizon_end=horizon_end,
+        lines=lines,
+        manifests={"features": features_manifest, "labels": labels_manifest},
+    )
+
+
+def current_features(
+    input_paths,
+    *,
+    schema,
+    as_of=None,
+    runner="inline",
+    conf_paths=None,
+    work_dir=None,
+    reporter=None,
+):
+    """RFM rows of every customer as of a date (default: the log's latest purchase date).
+
+    Parameters
+    ----------
+    input_paths : list of str
+    schema : mr_jobs.records.InputSchema
+    as_of : str, optional
+        ``YYYY-MM-DD``; lines after it are rejected as ``after_as_of``.
+    runner : str
+    conf_paths : list of str or None
+    work_dir : str, optional
+        Where the RFM result is published (``current/``); default a temporary directory.
+    reporter : models.progress.Reporter, optional
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The rows (sorted by ``customer_id``) and the RFM manifest.
+    """
+    paths = _check_inputs(input_paths)
+    if as_of is not None:
+        as_of = _parse_date("as_of", as_of).isoformat()
+    options = {"schema": schema, "runner": runner, "conf_paths": conf_paths, "reporter": reporter}
+    with tempfile.TemporaryDirectory(prefix="churn-rfm-") as temporary:
+        directory = temporary if work_dir is None else os.fspath(work_dir)
+        rows, manifest = _run_rfm(paths, directory, "current", as_of=as_of, **options)
+    return pd.DataFrame.from_records(rows), manifest
+
+
+def feature_matrix(rows):
+    """The model features (:data:`MODEL_FEATURES`) of RFM rows.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame or list of dict
+        With at least the columns of :data:`RFM_INPUT_COLUMNS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        float64 columns in :data:`MODEL_FEATURES` order, same index as ``rows``.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing columns, or a column with missing or non-finite values.
+    """
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows)
+    missing = [c for c in RFM_INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"rows lack the RFM columns {missing}")
+    raw = {c: frame[c].to_numpy(dtype=float) for c in RFM_INPUT_COLUMNS}
+    for name, values in raw.items():
+        if not np.isfinite(values).all():
+            raise ValueError(f"column {name!r} has missing or non-finite values")
+    tenure = raw["tenure_days"] + 1.0
+    days = np.maximum(raw["purchase_days"], 1.0)
+    out = pd.DataFrame(
+        {
+            "recency_days": raw["recency_days"],
+            "tenure_days": raw["tenure_days"],
+            "recency_ratio": raw["recency_days"] / tenure,
+            "log_purchase_days": np.log(days),
+            "log_orders_per_day": np.log(np.maximum(raw["orders"], 1.0) / days),
+            "purchase_rate": 30.0 * raw["purchase_days"] / tenure,
+            "log_mean_order_value": np.log1p(np.maximum(raw["mean_order_value"], 0.0)),
+            "log_monetary_value": np.log1p(np.maximum(raw["monetary_value"], 0.0)),
+        },
+        index=frame.index,
+    )
+    return out[list(MODEL_FEATURES)]
+
+
+# -- model ---------------------------------------------------------------------------------------
+
+
+def _candidate(name, seed):
+    if name == "logistic_regression":
+        return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(max_iter=2000))])
+    return HistGradientBoostingClassifier(
+        learning_rate=0.05,
+        max_iter=150,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
+    )
+
+
+def top_decile_lift(y_true, scores):
+    """Churn rate among the top 10 % scores divided by the overall churn rate.
+
+    Parameters
+    ----------
+    y_true : array-like of {0, 1}
+    scores : array-like of float
+        Higher = more likely to churn.
+
+    Returns
+    -------
+    float
+        ``mean(y in top ceil(n / 10)) / mean(y)``; ties keep the input order (stable sort).
+        NaN when there are no positives.
+    """
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    if y.size == 0 or y.mean() == 0:
+        return float("nan")
+    top = np.argsort(-s, kind="stable")[: math.ceil(y.size / 10)]
+    return float(y[top].mean() / y.mean())
+
+
+def _metrics(y, p):
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "top_decile_lift": top_decile_lift(y, p),
+    }
+
+
+@dataclass
+class ChurnModel:
+    """A fitted, calibrated churn model and its report (see :func:`fit_churn_model`).
+
+    Attributes
+    ----------
+    estimator : sklearn.calibration.CalibratedClassifierCV
+        Predicts churn (class 1) from :func:`feature_matrix` columns.
+    chosen : str
+        The winning candidate (one of :data:`CANDIDATES`).
+    cv_scores : dict
+        ``{candidate: [ROC-AUC per fold]}`` on the training part.
+    metrics : dict
+        Held-out: ``roc_auc``, ``pr_auc``, ``brier``, ``top_decile_lift`` of the calibrated
+        model, ``brier_uncalibrated`` and ``roc_auc_uncalibrated`` of the same model before
+        calibration, ``recency_only_roc_auc``, ``base_rate``, ``n_train``, ``n_holdout``.
+    calibration : str
+        ``"isotonic"`` or ``"sigmoid"``.
+    reference : dict
+        Training medians of the features (the "typical customer" of the drivers).
+    tiers : dict
+        ``{"high": p, "medium": p}`` thresholds.
+    seed, cv_folds : int
+    test_size : float
+    features : tuple of str
+    holdout : pandas.DataFrame or None
+        Held-out customers: ``customer_id``, ``churned``, ``churn_probability``,
+        ``recency_days`` (not saved by :func:`save_model`).
+    info : dict
+        Free-form facts about the training data (cutoff, horizon...), saved with the model.
+    timings : dict
+        Seconds: ``cv_<candidate>`` (its cross-validation) and ``calibrated_fit``.
+    """
+
+    estimator: object
+    chosen: str
+    cv_scores: dict
+    metrics: dict
+    calibration: str
+    reference: dict
+    tiers: dict
+    seed: int
+    cv_folds: int
+    test_size: float
+    features: tuple = MODEL_FEATURES
+    holdout: pd.DataFrame | None = field(default=None, repr=False)
+    info: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    def predict_proba(self, rows):
+        """Calibrated churn probabilities of RFM rows (DataFrame or list of dicts)."""
+        return self.estimator.predict_proba(feature_matrix(rows).to_numpy())[:, 1]
+
+    def base_estimator(self):
+        """The fitted model under the calibrator (its log-odds drive the attributions)."""
+        return self.estimator.calibrated_classifiers_[0].estimator
+
+    def metadata(self):
+        """Everything but the estimator and the held-out frame, JSON-able."""
+        return {
+            "format": _FORMAT,
+            "chosen": self.chosen,
+            "cv_scores": self.cv_scores,
+            "metrics": self.metrics,
+            "calibration": self.calibration,
+            "reference": self.reference,
+            "tiers": self.tiers,
+            "seed": self.seed,
+            "cv_folds": self.cv_folds,
+            "test_size": self.test_size,
+            "features": list(self.features),
+            "info": self.info,
+            "timings": self.timings,
+        }
+
+
+def fit_churn_model(
+    frame,
+    *,
+    seed=0,
+    cv_folds=5,
+    test_size=0.25,
+    calibration="auto",
+    tiers=None,
+    info=None,
+):
+    """Select, fit and calibrate a churn model; report it on a held-out part.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :attr:`ChurnDataset.frame`: RFM columns and ``churned`` (0/1).
+    seed : int
+        Seeds the split, the folds and the tree ensemble.
+    cv_folds : int
+        >= 2; stratified folds of the selection and of the calibration.
+    test_size : float
+        In (0, 1): the held-out share.
+    calibration : {"auto", "isotonic", "sigmoid"}
+        ``auto``: isotonic with >= 1,000 training customers, else sigmoid.
+    tiers : dict, optional
+        ``{"high": p, "medium": q}`` with 0 < q <= p < 1; default 0.7 and 0.4.
+    info : dict, optional
+        JSON-able facts saved with the model (e.g. the cutoff and horizon).
+
+    Returns
+    -------
+    ChurnModel
+
+    Raises
+    ------
+    ValueError
+        On a bad parameter, no ``churned`` column, labels other than 0/1, or too few
+        customers of a class for the folds.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} should be a non-negative integer")
+    if isinstance(cv_folds, bool) or not isinstance(cv_folds, (int, np.integer)) or cv_folds < 2:
+        raise ValueError(f"cv_folds={cv_folds!r} should be an integer >= 2")
+    if not isinstance(test_size, float) or not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size={test_size!r} should be a float in (0, 1)")
+    if calibration not in ("auto", "isotonic", "sigmoid"):
+        raise ValueError(f"calibration={calibration!r} should be 'auto', 'isotonic' or 'sigmoid'")
+    tiers = _check_tiers(DEFAULT_TIERS if tiers is None else tiers)
+    if "churned" not in frame.columns:
+        raise ValueError("frame has no 'churned' column (see build_churn_dataset)")
+    y = frame["churned"].to_numpy()
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"churned should be 0 or 1, found {sorted(set(y.tolist()))[:5]}")
+    y = y.astype(np.int64)
+    counts = np.bincount(y, minlength=2)
+    need = math.ceil(cv_folds / (1.0 - test_size)) + math.ceil(1.0 / test_size)
+    if counts.min() < need:
+        raise ValueError(
+            f"{int(counts[0])} customers bought again and {int(counts[1])} churned: each class "
+            f"needs >= {need} for cv_folds={cv_folds} and test_size={test_size}"
+        )
+    x = feature_matrix(frame).to_numpy()
+    index = np.arange(len(y))
+    train, test = train_test_split(index, test_size=test_size, stratify=y, random_state=seed)
+    folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
+    cv_scores, timings = {}, {}
+    for name in CANDIDATES:
+        started = time.perf_counter()
+        scores = cross_val_score(
+            _candidate(name, seed), x[train], y[train], cv=folds, scoring="roc_auc"
+        )
+        cv_scores[name] = [float(s) for s in scores]
+        timings[f"cv_{name}"] = time.perf_counter() - started
+    chosen = max(CANDIDATES, key=lambda n: (np.mean(cv_scores[n]), -CANDIDATES.index(n)))
+    method = calibration
+    if method == "auto":
+        method = "isotonic" if len(train) >= _ISOTONIC_MIN_SAMPLES else "sigmoid"
+    calibrated = CalibratedClassifierCV(
+        _candidate(chosen, seed), method=method, cv=folds, ensemble=False
+    )
+    started = time.perf_counter()
+    calibrated.fit(x[train], y[train])
+    timings["calibrated_fit"] = time.perf_counter() - started
+    # with ensemble=False the base model is the chosen candidate fitted on the whole training
+    # part: exactly the uncalibrated model
+    uncalibrated = calibrated.calibrated_classifiers_[0].estimator
+    p = calibrated.predict_proba(x[test])[:, 1]
+    p_raw = uncalibrated.predict_proba(x[test])[:, 1]
+    recency = frame["recency_days"].to_numpy(dtype=float)[test]
+    metrics = _metrics(y[test], p)
+    metrics.update(
+        brier_uncalibrated=float(brier_score_loss(y[test], p_raw)),
+        roc_auc_uncalibrated=float(roc_auc_score(y[test], p_raw)),
+        recency_only_roc_auc=float(roc_auc_score(y[test], recency)),
+        base_rate=float(y[test].mean()),
+        mean_probability=float(p.mean()),
+        n_train=int(len(train)),
+        n_holdout=int(len(test)),
+    )
+    holdout = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy()[test]
+            if "customer_id" in frame.columns
+            else test,
+            "churned": y[test],
+            "churn_probability": p,
+            "recency_days": recency,
+        }
+    )
+    reference = dict(zip(MODEL_FEATURES, np.median(x[train], axis=0).tolist(), strict=True))
+    return ChurnModel(
+        estimator=calibrated,
+        chosen=chosen,
+        cv_scores=cv_scores,
+        metrics=metrics,
+        calibration=method,
+        reference=reference,
+        tiers=tiers,
+        seed=int(seed),
+        cv_folds=int(cv_folds),
+        test_size=test_size,
+        holdout=holdout,
+        info=dict(info or {}),
+        timings=timings,
+    )
+
+
+def _check_tiers(tiers):
+    if not isinstance(tiers, dict) or set(tiers) != {"high", "medium"}:
+        raise ValueError(f"tiers={tiers!r} should be a dict with keys 'high' and 'medium'")
+    high, medium = tiers["high"], tiers["medium"]
+    if not (isinstance(high, (int, float)) and isinstance(medium, (int, float))):
+        raise ValueError(f"tiers={tiers!r} should hold numbers")
+    if not 0.0 < medium <= high < 1.0:
+        raise ValueError(f"tiers={tiers!r} should satisfy 0 < medium <= high < 1")
+    return {"high": float(high), "medium": float(medium)}
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+
+def _driver_effects(model, x):
+    """Log-odds effects ``f(x) - f(x with feature j at its median)``, shape (n, features).
+
+    Prior validation is assumed.
+    """
+    base = model.base_estimator()
+    full = base.decision_function(x)
+    effects = np.empty_like(x)
+    for j, name in enumerate(model.features):
+        changed = x.copy()
+        changed[:, j] = model.reference[name]
+        effects[:, j] = full - base.decision_function(changed)
+    return effects
+
+
+def score_customers(model, rows, *, value="total_value", top_drivers=3, tiers=None):
+    """Churn probability, risk tier, value at risk and drivers of every customer.
+
+    Parameters
+    ----------
+    model : ChurnModel
+    rows : pandas.DataFrame or list of dict
+        RFM rows (e.g. from :func:`current_features`) with ``customer_id``.
+    value : str
+        The RFM column valued at risk: ``total_value`` (gross spend over the feature
+        window, the default) or another numeric column such as ``monetary_value``.
+    top_drivers : int
+        Features listed per customer (0: none, and no attribution is computed).
+    tiers : dict, optional
+        Overrides the model's ``{"high": p, "medium": q}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        In input order: ``customer_id``, ``churn_probability``, ``risk_tier``
+        (``high``/``medium``/``low``), ``value``, ``value_at_risk``
+        (``churn_probability * value``), ``recency_days``, ``orders``, ``total_value`` and,
+        with ``top_drivers > 0``, ``drivers`` (a list of ``{"feature", "value", "effect"}``
+        with positive log-odds effects, largest first) and ``drivers_text``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``value`` column, a bad ``top_drivers`` or bad tiers.
+    """
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows)
+    if value not in frame.columns:
+        raise ValueError(f"value={value!r} is not a column of the rows")
+    if isinstance(top_drivers, bool) or not isinstance(top_drivers, (int, np.integer)):
+        raise ValueError(f"top_drivers={top_drivers!r} should be an integer >= 0")
+    if not 0 <= top_drivers <= len(model.features):
+        raise ValueError(f"top_drivers={top_drivers!r} should be in [0, {len(model.features)}]")
+    tiers = _check_tiers(model.tiers if tiers is None else tiers)
+    features = feature_matrix(frame)
+    x = features.to_numpy()
+    p = model.estimator.predict_proba(x)[:, 1] if len(x) else np.empty(0)
+    worth = frame[value].to_numpy(dtype=float)
+    tier = np.where(p >= tiers["high"], "high", np.where(p >= tiers["medium"], "medium", "low"))
+    out = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "churn_probability": p,
+            "risk_tier": tier,
+            "value": worth,
+            "value_at_risk": p * worth,
+            "recency_days": frame["recency_days"].to_numpy(),
+            "orders": frame["orders"].to_numpy(),
+            "total_value": frame["total_value"].to_numpy(dtype=float),
+        },
+        index=frame.index,
+    )
+    if top_drivers:
+        out["drivers"] = _drivers(model, x, top_drivers) if len(x) else []
+        out["drivers_text"] = [
+            ", ".join(f"{d['feature']}={d['value']:.4g} ({d['effect']:+.2f})" for d in ds)
+            for ds in out["drivers"]
+        ]
+    return out
+
+
+def _drivers(model, x, k):
+    effects = _driver_effects(model, x)
+    order = np.argsort(-effects, axis=1, kind="stable")[:, :k]
+    names = model.features
+    result = []
+    for i in range(len(x)):
+        listed = []
+        for j in order[i]:
+            effect = effects[i, j]
+            if effect <= _MIN_EFFECT:
+                break
+            listed.append({"feature": names[j], "value": float(x[i, j]), "effect": float(effect)})
+        result.append(listed)
+    return result
+
+
+def early_warning(scored, *, value_quantile=0.8, min_probability=None, limit=None):
+    """High-value customers at high risk, for the retention team.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        :func:`score_customers`' output (all scored customers: the value threshold is a
+        quantile of them).
+    value_quantile : float
+        In [0, 1): a customer is high-value when ``value >= quantile(value,
+        value_quantile)`` (0.8: the top 20 %).
+    min_probability : float, optional
+        Default: the high-risk threshold, i.e. ``risk_tier == "high"``.
+    limit : int, optional
+        Keep the first ``limit`` rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The selected rows sorted by ``value_at_risk`` (descending), then ``customer_id``,
+        with a ``rank`` column from 1 and ``value_threshold``.
+    """
+    if not isinstance(value_quantile, float) or not 0.0 <= value_quantile < 1.0:
+        raise ValueError(f"value_quantile={value_quantile!r} should be a float in [0, 1)")
+    if min_probability is not None and not 0.0 <= min_probability <= 1.0:
+        raise ValueError(f"min_probability={min_probability!r} should be in [0, 1]")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r} should be a positive integer")
+    if scored.empty:
+        return scored.assign(rank=pd.Series(dtype=np.int64), value_threshold=np.nan)
+    threshold = float(np.quantile(scored["value"].to_numpy(dtype=float), value_quantile))
+    if min_probability is None:
+        risky = scored["risk_tier"] == "high"
+    else:
+        risky = scored["churn_probability"] >= min_probability
+    picked = scored[risky & (scored["value"] >= threshold)]
+    picked = picked.sort_values(
+        ["value_at_risk", "customer_id"], ascending=[False, True], kind="stable"
+    )
+    if limit is not None:
+        picked = picked.head(limit)
+    picked = picked.reset_index(drop=True)
+    picked.insert(0, "rank", np.arange(1, len(picked) + 1))
+    picked["value_threshold"] = threshold
+    return picked
+
+
+# -- persistence ---------------------------------------------------------------------------------
+
+
+def save_model(model, path):
+    """Write ``model`` to ``path`` as a skops file (no pickle), atomically.
+
+    Parameters
+    ----------
+    model : ChurnModel
+    path : str or os.PathLike
+        Usually ``*.skops``; replaced if it exists.
+    """
+    import skops.io as sio
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    payload = {
+        "format": _FORMAT,
+        "estimator": model.estimator,
+        "metadata": json.dumps(model.metadata(), sort_keys=True),
+    }
+    handle, temporary = tempfile.mkstemp(prefix=".churn-", suffix=".skops", dir=directory)
+    os.close(handle)
+    try:
+        sio.dump(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def load_model(path):
+    """Read a model written by :func:`save_model`, refusing types outside the trust boundary.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ChurnModel
+        Without :attr:`ChurnModel.holdout`.
+
+    Raises
+    ------
+    UntrustedModelError
+        When the file would instantiate a type that is neither a skops default nor in
+        :data:`TRUSTED_TYPES`, naming the types.
+    ValueError
+        When the file is not a churn model of this format.
+    """
+    import skops.io as sio
+
+    path = os.fspath(path)
+    untrusted = sio.get_untrusted_types(file=path)
+    unexpected = sorted(set(untrusted) - TRUSTED_TYPES)
+    if unexpected:
+        raise UntrustedModelError(
+            f"{path}: refusing to load types outside the trusted set: {unexpected}"
+        )
+    payload = sio.load(path, trusted=list(untrusted))
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path}: not a churn model file ({_FORMAT!r})")
+    meta = json.loads(payload["metadata"])
+    return ChurnModel(
+        estimator=payload["estimator"],
+        chosen=meta["chosen"],
+        cv_scores=meta["cv_scores"],
+        metrics=meta["metrics"],
+        calibration=meta["calibration"],
+        reference=meta["reference"],
+        tiers=meta["tiers"],
+        seed=meta["seed"],
+        cv_folds=meta["cv_folds"],
+        test_size=meta["test_size"],
+        features=tuple(meta["features"]),
+        holdout=None,
+        info=meta["info"],
+        timings=meta.get("timings", {}),
+    )
