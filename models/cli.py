@@ -1,4 +1,4 @@
-"""The ``crm-mr`` command: generate, import, rfm, baskets, segments, run.
+"""The ``crm-mr`` command: generate, import, rfm, baskets, segments, sales, run.
 
 Every subcommand prints progress and a one-line summary per stage on standard error and
 exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
@@ -174,6 +174,27 @@ def _kmeans_options(args):
     }
 
 
+def _add_sales_args(p, period_flag, top_n_flag):
+    p.add_argument(
+        period_flag,
+        dest="sales_period",
+        choices=["D", "W"],
+        default="W",
+        help="sales series period: D (day) or W (Monday-Sunday week) (default: W)",
+    )
+    p.add_argument(
+        top_n_flag,
+        dest="sales_top_n",
+        type=int,
+        default=20,
+        help="items with a sales series of their own; the rest make __other__ (default: 20)",
+    )
+
+
+def _sales_options(args):
+    return {"period": args.sales_period, "top_n": args.sales_top_n}
+
+
 def build_parser():
     """The argument parser of ``crm-mr``."""
     parser = argparse.ArgumentParser(
@@ -260,6 +281,14 @@ def build_parser():
     _add_runner_args(s)
     _add_kmeans_args(s, "--seed")
 
+    sa = sub.add_parser("sales", help="sales series per day or week, total and top-N items")
+    sa.add_argument("inputs", nargs="+", help="order-line files or directories")
+    sa.add_argument("-o", "--output", required=True, help="directory to publish the series to")
+    sa.add_argument("--overwrite", action="store_true")
+    _add_runner_args(sa)
+    add_input_schema_args(sa.add_argument)
+    _add_sales_args(sa, "--period", "--top-n")
+
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
         "-i",
@@ -280,6 +309,7 @@ def build_parser():
     _add_rfm_args(run)
     _add_basket_args(run)
     _add_kmeans_args(run, "--kmeans-seed")
+    _add_sales_args(run, "--sales-period", "--sales-top-n")
     return parser
 
 
@@ -384,6 +414,21 @@ def _cmd_segments(args, reporter):
     )
 
 
+def _cmd_sales(args, reporter):
+    from models.sales_stage import run_sales_stage
+
+    run_sales_stage(
+        args.inputs,
+        args.output,
+        schema=_schema(args, args.inputs),
+        runner=args.runner,
+        conf_paths=_conf_paths(args),
+        overwrite=args.overwrite,
+        reporter=reporter,
+        **_sales_options(args),
+    )
+
+
 def _cmd_run(args, reporter):
     from models.pipeline import run_pipeline
 
@@ -404,6 +449,7 @@ def _cmd_run(args, reporter):
         generate_options=generate_options,
         basket_options=_basket_options(args),
         kmeans_options=_kmeans_options(args),
+        sales_options=_sales_options(args),
         reporter=reporter,
     )
 
@@ -414,6 +460,7 @@ _COMMANDS = {
     "rfm": _cmd_rfm,
     "baskets": _cmd_baskets,
     "segments": _cmd_segments,
+    "sales": _cmd_sales,
     "run": _cmd_run,
 }
 

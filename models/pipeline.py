@@ -15,6 +15,8 @@ Stages, in order, all under one output root (default ``./crm-output/``):
 ``segments/``         behavioural segments by distributed K-Means over the RFM rows,
                       profiled, named and compared with the RFM segments
                       (:mod:`models.kmeans_stage`)
+``sales/``            regular sales series per day or week, in total and for the top-N
+                      items by revenue, the rest grouped (:mod:`models.sales_stage`)
 ``_pipeline.json``    the run: stages, their outputs, rows and seconds
 ====================  ==================================================================
 
@@ -32,7 +34,7 @@ from models.segments_stage import run_segments_stage
 __all__ = ["run_pipeline", "STAGES", "DEFAULT_OUTPUT_ROOT"]
 
 DEFAULT_OUTPUT_ROOT = "crm-output"
-STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations", "segments")
+STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales")
 PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
 
@@ -50,6 +52,7 @@ def run_pipeline(
     generate_options=None,
     basket_options=None,
     kmeans_options=None,
+    sales_options=None,
     reporter=None,
 ):
     """Run every stage and publish the results under ``output_root``.
@@ -74,6 +77,9 @@ def run_pipeline(
     kmeans_options : dict, optional
         Keyword arguments for :func:`models.kmeans_stage.run_kmeans_stage` (``k``,
         ``features``, ``seed``, ...).
+    sales_options : dict, optional
+        Keyword arguments for :func:`models.sales_stage.run_sales_stage` (``period``,
+        ``top_n``).
     reporter : models.progress.Reporter, optional
 
     Returns
@@ -100,6 +106,7 @@ def run_pipeline(
                 "generate": generate_options or None,
                 "baskets": basket_options or None,
                 "segments": kmeans_options or None,
+                "sales": sales_options or None,
             }
         ),
         "versions": versions(),
@@ -179,6 +186,19 @@ def run_pipeline(
     record["stages"].append(
         _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, kmeans_options, reporter)
     )
+    from models.sales_stage import run_sales_stage
+
+    _series, sales_manifest = run_sales_stage(
+        input_paths,
+        fs.uri(paths["sales"]),
+        schema=schema,
+        runner=runner,
+        conf_paths=conf_paths,
+        overwrite=overwrite,
+        reporter=reporter,
+        **(sales_options or {}),
+    )
+    record["stages"].append(_stage_entry("sales", fs.uri(paths["sales"]), sales_manifest))
     record["timings"] = watch.as_dict()
     fs.write(join(root, "_pipeline.json"), json.dumps(record, indent=2), overwrite=True)
     if reporter:

@@ -8,7 +8,7 @@ usage() {
 Usage: run_pipeline.sh [-r RUNNER] [-i INPUT]... [-o OUTPUT_ROOT] [options]
 
 Runs every stage of crm-mapreduce (built-in data or INPUT -> RFM -> RFM segments ->
-baskets -> K-Means segments) and
+baskets -> K-Means segments -> sales series) and
 publishes the results under OUTPUT_ROOT. Exits 0 when every stage succeeded, 1 when a
 job failed, 2 for bad arguments or refused paths, 3 when another run holds the lock.
 

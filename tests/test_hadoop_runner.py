@@ -173,7 +173,7 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     assert "rfm_segments/_SUCCESS" in listing
     record = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/_pipeline.json"))
     assert record["runner"] == "hadoop"
-    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments"]
+    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"]
     assert [s["stage"] for s in record["stages"]] == stages
 
 
@@ -192,6 +192,8 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "segments/segments.csv",
         "segments/overlap.csv",
         "segments/model.json",
+        "sales/part-00000",
+        "sales/series.csv",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
         remote = hadoop_cluster.hadoop(

@@ -33,15 +33,16 @@ def pipeline_root(tmp_path_factory):
 
 
 def test_pipeline_publishes_every_stage_with_markers_and_manifests(pipeline_root):
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments"):
+    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"):
         assert (pipeline_root / stage / "_SUCCESS").exists()
         assert (pipeline_root / stage / "part-00000").exists()
         assert read_manifest(LocalFileSystem(), str(pipeline_root / stage))["stage"] == stage
     assert (pipeline_root / "data" / "transactions.csv").exists()
     record = json.loads((pipeline_root / "_pipeline.json").read_text())
-    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments"]
+    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"]
     assert [s["stage"] for s in record["stages"]] == stages
     rfm_lines = record["stages"][1]["lines"]
+    assert record["stages"][-1]["lines"] == rfm_lines  # the sales job read every line too
     assert record["stages"][3]["lines"] == record["stages"][4]["lines"] == rfm_lines
     assert record["stages"][4]["rows_written"] > 0
     for name in ("customers.csv", "segment_summary.csv", "segment_summary.json"):
@@ -133,7 +134,7 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
     assert main(args + ["--customers", "60", "--overwrite"]) == 0
     assert len(read_jsonl(root / "rfm")) == 60
     fs = LocalFileSystem()
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments"):
+    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"):
         assert list_leftovers(fs, str(root / stage)) == []
     assert sorted(p.name for p in root.iterdir()) == [
         "_pipeline.json",
@@ -142,6 +143,7 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
         "recommendations",
         "rfm",
         "rfm_segments",
+        "sales",
         "segments",
     ]
 
