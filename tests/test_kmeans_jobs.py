@@ -5,6 +5,7 @@ split and runner invariance of the exact sums."""
 import io
 import json
 import math
+import struct
 from fractions import Fraction
 
 import numpy as np
@@ -21,7 +22,7 @@ from mr_jobs.exact_sums import (
 from mr_jobs.kmeans import MRKMeansIteration, write_centroids
 from mr_jobs.kmeans_features import MRKMeansFeatures
 from mr_jobs.kmeans_labels import MRKMeansLabels
-from mr_jobs.points import assign, format_point
+from mr_jobs.points import assign, format_point, read_points
 from tests.conftest import run_job
 
 # -- exact sums ----------------------------------------------------------------------------
@@ -149,8 +150,9 @@ def run_lines(job_cls, raw_input=b"", args=()):
 def parse_feature_lines(lines):
     out = {}
     for line in lines:
-        customer, *values = line.split("\t")
-        out[json.loads(customer)] = [float(v) for v in values]
+        hexes, customer = line.split("\t")
+        raw = bytes.fromhex(hexes)
+        out[json.loads(customer)] = list(struct.unpack(f">{len(raw) // 8}d", raw))
     return out
 
 
@@ -195,9 +197,26 @@ def test_features_of_hand_written_rows_are_recency_log1p_orders_log1p_value():
     assert counters["crm.lines"] == {"read": 3, "accepted": 3, "rejected": 0}
 
 
-def test_feature_lines_are_json_ids_and_repr_floats():
+def test_feature_lines_are_hex_bit_patterns_then_the_json_id():
     lines, _ = run_lines(MRKMeansFeatures, (rfm_row("A") + "\n").encode())
-    assert lines == ['"A"\t10.0\t' + repr(math.log1p(3)) + "\t" + repr(math.log1p(120.5))]
+    values = (10.0, math.log1p(3), math.log1p(120.5))
+    assert lines == [struct.pack(">3d", *values).hex() + '\t"A"']
+    assert lines[0].startswith("4024000000000000")  # 10.0, big-endian IEEE 754
+
+
+def test_read_points_gives_the_exact_bits_back_and_names_a_bad_line(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((500, 2)) * 10.0 ** rng.integers(-300, 300, (500, 2))
+    x[0] = [-0.0, 5e-324]  # signed zero and the smallest subnormal
+    path = tmp_path / "f"
+    path.write_text("".join(format_point(f'"c{i}"', row) + "\n" for i, row in enumerate(x)))
+    ids, back = read_points(str(path), 2, with_ids=True)
+    assert np.array_equal(back.view(np.uint64), x.view(np.uint64))
+    assert ids.tolist() == [f'"c{i}"' for i in range(500)]
+    with open(path, "a") as f:
+        f.write('3ff0000000000000zz00000000000000\t"bad"\n')
+    with pytest.raises(ValueError, match="line 501 is not 2 hex float64"):
+        read_points(str(path), 2)
 
 
 def test_a_ratio_feature_is_computed_from_two_columns():
