@@ -7,7 +7,7 @@ assignment could flip. Here every total is exact. A finite float64 is ``M * 2**(
 with ``M`` a 53-bit integer (``numpy.frexp``); ``M`` is split into a high and a low part
 of at most 27 bits, and the parts are summed per (group, exponent) with ``numpy.bincount``.
 Those float64 sums of integers below ``2**27`` are exact while fewer than ``2**26`` terms
-share a bin (larger arrays are summed in chunks), and the bins are then combined in
+share a bin (arrays are summed in chunks of ``2**18``), and the bins are then combined in
 Python integers.
 
 An exact sum travels as a JSON pair ``[mantissa, exponent]`` (a Python int of any size and
@@ -28,7 +28,10 @@ ZERO = (0, 0)
 
 _HALF_BITS = 27
 _MANTISSA_BITS = 53
-_CHUNK = 1 << 25  # terms per bincount call: each bin stays below 2**52
+# terms per bincount call: far below the 2**26 that keeps each bin exact, and small
+# enough that the temporaries stay in cache and are reused (a chunk of 2**25 terms was
+# 6 times slower, most of it first-touch page faults on fresh memory)
+_CHUNK = 1 << 18
 
 
 def exact_group_sums(values, groups, n_groups):

@@ -1,6 +1,6 @@
 """One Lloyd iteration of K-Means over feature files.
 
-Input: feature files (:mod:`mr_jobs.points`), each read whole by ``mapper_raw`` and worked
+Input: feature files (:mod:`mr_jobs.points`), each read whole (``mapper_raw``) and worked
 on with numpy. ``--centroids FILE`` (shipped with the job, see :func:`write_centroids`) is
 one JSON object::
 
@@ -8,10 +8,10 @@ one JSON object::
 
 Points are standardised, ``(x - mean) / scale``, and each goes to its nearest centroid
 (squared Euclidean distance; ties to the lowest index; :func:`mr_jobs.points.assign`).
-Each mapper combines in memory and emits one record per non-empty cluster, with the count,
-the exact per-coordinate sums and the exact sum of squared distances
-(:mod:`mr_jobs.exact_sums`), plus its ``far`` points farthest from their centroids. The
-reducer adds them. Output, one JSON object per line::
+Each mapper combines in memory and emits one record, under a single key, holding per
+non-empty cluster the count, the exact per-coordinate sums and the exact sum of squared
+distances (:mod:`mr_jobs.exact_sums`), plus its ``far`` points farthest from their
+centroids. The reducer adds them. Output, one JSON object per line::
 
     {"cluster": 0, "count": 812, "sum": [[m, e], ...], "sse": [m, e]}
     {"far": [[d2, label, x1, x2, ...], ...]}
@@ -33,6 +33,13 @@ from mr_jobs.points import assign, read_points, standardise
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
 
 __all__ = ["MRKMeansIteration", "read_centroids", "write_centroids"]
+
+# rows assigned at a time: the temporaries stay small and are reused
+_BLOCK = 1 << 16
+# every mapper's partial sums go to one reducer: they are k small records per map task,
+# and one reduce task costs one process start (the local runner starts a task per key
+# group split, which cost about half a second per iteration with a key per cluster)
+_KEY = "clusters"
 
 
 def write_centroids(path, mean, scale, centroids, far):
@@ -113,38 +120,51 @@ class MRKMeansIteration(FeatureFileJob):
         _, x = read_points(path, d)
         if x.shape[0] == 0:
             return
-        z = standardise(x, self.mean, self.scale)
-        labels, d2 = assign(z, self.centroids)
-        counts = np.bincount(labels, minlength=k)
-        # one exact-sum call for the coordinates (groups label*d + f) and the errors
-        groups = np.empty((z.shape[0], d + 1), dtype=np.int64)
-        groups[:, :d] = labels[:, None] * (d + 1) + np.arange(d)
-        groups[:, d] = labels * (d + 1) + d
-        values = np.empty((z.shape[0], d + 1))
-        values[:, :d] = z
-        values[:, d] = d2
-        sums = exact_group_sums(values, groups, k * (d + 1))
-        for j in np.flatnonzero(counts).tolist():
-            row = sums[j * (d + 1) : (j + 1) * (d + 1)]
-            yield j, [int(counts[j]), row[:d], row[d]]
-        if self.far:
-            yield "far", _farthest(z, labels, d2, self.far)
+        counts = np.zeros(k, dtype=np.int64)
+        sums = [ZERO] * (k * (d + 1))  # per cluster: d coordinate sums, then the error
+        far = []
+        offsets = np.arange(d + 1)
+        for start in range(0, x.shape[0], _BLOCK):
+            z = standardise(x[start : start + _BLOCK], self.mean, self.scale)
+            labels, d2 = assign(z, self.centroids)
+            counts += np.bincount(labels, minlength=k)
+            values = np.empty((z.shape[0], d + 1))
+            values[:, :d] = z
+            values[:, d] = d2
+            groups = labels[:, None] * (d + 1) + offsets
+            block = exact_group_sums(values, groups, k * (d + 1))
+            sums = [add_exact(a, b) for a, b in zip(sums, block, strict=True)]
+            if self.far:
+                far += _farthest(z, labels, d2, self.far)
+        clusters = {
+            j: [int(counts[j]), sums[j * (d + 1) : (j + 1) * (d + 1)]]
+            for j in np.flatnonzero(counts).tolist()
+        }
+        far = heapq.nsmallest(self.far, far, key=_far_order) if self.far else []
+        yield _KEY, [[[j, n, [list(s) for s in row]] for j, (n, row) in clusters.items()], far]
 
-    def reducer_sum_clusters(self, key, values):
-        if key == "far":
-            rows = [row for part in values for row in part]
-            yield None, {"far": heapq.nsmallest(self.far, rows, key=_far_order)}
-            return
+    def reducer_sum_clusters(self, _key, values):
         d = self.centroids.shape[1]
-        count, sums, sse = 0, [ZERO] * d, ZERO
-        for part_count, part_sums, part_sse in values:
-            count += part_count
-            sums = [add_exact(a, b) for a, b in zip(sums, part_sums, strict=True)]
-            sse = add_exact(sse, part_sse)
-        yield (
-            None,
-            {"cluster": key, "count": count, "sum": [list(s) for s in sums], "sse": list(sse)},
-        )
+        counts, sums, far = {}, {}, []
+        for clusters, part_far in values:
+            for j, n, row in clusters:
+                counts[j] = counts.get(j, 0) + n
+                before = sums.get(j, [ZERO] * (d + 1))
+                sums[j] = [add_exact(a, b) for a, b in zip(before, row, strict=True)]
+            far += part_far
+        for j in sorted(counts):
+            row = sums[j]
+            yield (
+                None,
+                {
+                    "cluster": j,
+                    "count": counts[j],
+                    "sum": [list(s) for s in row[:d]],
+                    "sse": list(row[d]),
+                },
+            )
+        if self.far:
+            yield None, {"far": heapq.nsmallest(self.far, far, key=_far_order)}
 
 
 def _far_order(row):
