@@ -131,12 +131,14 @@ class JobRun:
         self.lines = line_accounting(self.counters)
 
     def output_parts(self):
-        """The output's ``part-*`` files (paths or URIs), sorted: the input of a later job
-        that reads whole files (``mapper_raw``), which cannot take a directory."""
+        """The output's non-empty ``part-*`` files (paths or URIs), sorted: the input of a
+        later job that reads whole files (``mapper_raw``), which cannot take a directory
+        and would start a task for each empty part (the local runner's splits leave some)."""
+        fs = self._runner.fs
         parts = [
             path
-            for path in self._runner.fs.ls(self.output_dir)
-            if path.rstrip("/").rsplit("/", 1)[-1].startswith("part-")
+            for path in fs.ls(self.output_dir)
+            if path.rstrip("/").rsplit("/", 1)[-1].startswith("part-") and fs.du(path) > 0
         ]
         return sorted(parts)
 

@@ -226,7 +226,7 @@ def prepared_features(
         with run_job(
             MRKMeansFeatures,
             input_paths,
-            ["--features", ",".join(f.name for f in chosen)],
+            ["--features", ",".join(f.name for f in chosen), *_points_args(runner)],
             runner=runner,
             conf_paths=conf_paths,
             progress=say,

@@ -2,12 +2,20 @@
 
 Input: one JSON object per line and customer, as :mod:`mr_jobs.rfm` writes them (the RFM
 stage's ``part-*`` files; the RFM segments stage's rows carry the same columns). Output:
-one feature line per accepted customer (see :mod:`mr_jobs.points`)::
+one feature line per accepted customer (see :mod:`mr_jobs.points`): the float64 bit
+patterns of the features in hex, a tab and the customer id as JSON::
 
-    "C000001"\t120\t1.0986122886681098\t4.406719247264253
+    405e0000000000003ff193ea7aad030a4011a694d1a05e2c\t"C000001"
 
 with the features of ``--features`` (default ``recency,frequency,monetary``; formulas and
 transforms in :mod:`mr_jobs.features`), transformed but not standardised.
+
+Each map task reads a whole input file (``mapper_raw``), so there is one feature file per
+input file: the RFM stage writes at most a million customers per part, and the Lloyd
+iterations then run one map task per part. (Split by the runner, the same input made the
+local runner add tiny remainder splits, each a map task of its own in every iteration.)
+With ``--line-input`` (the Spark runner, which has no ``mapper_raw``) lines are read one
+by one.
 
 Rejected, and counted under ``crm.rejected``: a blank line (``blank``), bytes that are not
 UTF-8 (``undecodable``), text that is not JSON (``not_json``), JSON that is not an object
@@ -24,7 +32,7 @@ from mrjob.step import MRStep
 
 from mr_jobs.base import CrmJob
 from mr_jobs.features import DEFAULT_FEATURES, FeatureError, feature_values, parse_features
-from mr_jobs.points import format_point
+from mr_jobs.points import format_point, local_path
 
 __all__ = ["MRKMeansFeatures"]
 
@@ -38,14 +46,6 @@ class MRKMeansFeatures(CrmJob):
     INPUT_PROTOCOL = BytesValueProtocol
     OUTPUT_PROTOCOL = RawValueProtocol
 
-    def configure_args(self):
-        super().configure_args()
-        self.add_passthru_arg(
-            "--features",
-            default=",".join(DEFAULT_FEATURES),
-            help="comma-separated feature names (see mr_jobs.features)",
-        )
-
     def load_args(self, args):
         super().load_args(args)
         try:
@@ -53,14 +53,37 @@ class MRKMeansFeatures(CrmJob):
         except ValueError as e:
             self.arg_parser.error(str(e))
 
+    def configure_args(self):
+        super().configure_args()
+        self.add_passthru_arg(
+            "--features",
+            default=",".join(DEFAULT_FEATURES),
+            help="comma-separated feature names (see mr_jobs.features)",
+        )
+        self.add_passthru_arg(
+            "--line-input",
+            action="store_true",
+            help="read input lines one by one (for runners without mapper_raw, e.g. Spark)",
+        )
+
     def steps(self):
+        if self.options.line_input:
+            read = {"mapper": self.mapper_features}
+        else:
+            read = {"mapper_raw": self.mapper_raw_features}
         return [
             MRStep(
                 mapper_init=self.mapper_init_counts,
-                mapper=self.mapper_features,
                 mapper_final=self.mapper_final_report,
+                **read,
             )
         ]
+
+    def mapper_raw_features(self, path, _uri):
+        """A whole input file per task (see the module docstring), line by line."""
+        with _open_input(path) as f:
+            for raw in f:
+                yield from self.mapper_features(None, raw.rstrip(b"\r\n"))
 
     def mapper_init_counts(self):
         self.lines_read = 0
@@ -102,6 +125,20 @@ class MRKMeansFeatures(CrmJob):
         self.report_line_counters()
         return
         yield
+
+
+def _open_input(path):
+    """Open an input file, decompressing ``.gz`` and ``.bz2`` as Hadoop would."""
+    path = local_path(path)
+    if path.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    if path.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(path, "rb")
+    return open(path, "rb")
 
 
 if __name__ == "__main__":
