@@ -59,12 +59,11 @@ Fits in isolation, and the fallback chain
     candidate count as not converged (``nonconverged``); an exception in a fit is recorded
     (``errors``) and the candidate is skipped. When no candidate counts, the fallback is
     ``ARIMA(0,1,1)`` on the original scale without regressors or trend (simple exponential
-    smoothing); when that
-    also fails, the **seasonal naive** forecast (below). The reason is in ``fallback``. A
-    series shorter than :data:`MIN_ARIMA_PERIODS`, or constant, goes straight to the
-    seasonal naive. A series that not even the seasonal naive can forecast (no value, or a
-    value that is not finite) is reported with ``status = "failed"`` and an ``error`` and
-    has no forecast rows; the run goes on.
+    smoothing); when that also fails, the **seasonal naive** forecast (below). The reason
+    is in ``fallback``. A series shorter than :data:`MIN_ARIMA_PERIODS`, or constant, goes
+    straight to the seasonal naive. A series that not even the seasonal naive can forecast
+    (no value, or a value that is not finite) is reported with ``status = "failed"`` and
+    an ``error`` and has no forecast rows; the run goes on.
 
 Seasonal naive, and the backtest
 --------------------------------
@@ -115,6 +114,18 @@ With ``processes = 1`` the series are fitted in this process; otherwise a
 :class:`concurrent.futures.ProcessPoolExecutor` with that many workers fits one series per
 task. The fits are deterministic, so the results do not depend on ``processes``.
 ``progress(message)`` is called with counts as series finish (about twenty times).
+
+Limits
+------
+* Cost: with ``transform="auto"`` a model selection is 24 ARIMA fits, and the backtest
+  adds a second selection: about 1-3 s per weekly series of two years on one core here.
+* A partial first or last period (a week the log covers for only some days) looks like a
+  collapse or a spike: give full periods only.
+* On a weekly series of less than two years the lag-52 MASE scale compares the second
+  year with the first (on CDNOW, with the launch ramp of early 1997) and is large; compare
+  ``relative_mae`` too, or force ``seasonal_lag=1``.
+* Intervals are Gaussian on the modelled scale (so asymmetric after ``expm1``) and do not
+  include the uncertainty of the model choice.
 """
 
 from __future__ import annotations
