@@ -22,6 +22,13 @@ Timed, each on the same rows:
 * ``early_warning``: :func:`models.churn.early_warning` on the scored rows.
 * ``save``/``load``: the skops file.
 
+Reference, in the same run: plain scikit-learn, the chosen candidate (the same estimator
+and parameters, from :func:`models.churn._candidate`) fitted once on the same training
+part (the same stratified split) and its ``predict_proba`` on every customer. The ratios
+``fit / reference fit`` and ``score / reference predict_proba`` are the price of what the
+product adds: the selection by cross-validation of two candidates, the calibration, the
+held-out report, and the tiers and values at risk.
+
 ``OMP_NUM_THREADS=1`` is set before numpy loads (one thread for BLAS and the trees), so
 the numbers are single-core.
 
@@ -54,7 +61,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from models.churn import (  # noqa: E402
+    _candidate,
     early_warning,
+    feature_matrix,
     fit_churn_model,
     load_model,
     save_model,
@@ -136,6 +145,39 @@ def timed(label, func):
     seconds = time.perf_counter() - started
     progress(f"  {seconds:.2f} s")
     return result, seconds
+
+
+def reference_times(rows, model, seed):
+    """Seconds of a plain scikit-learn fit and ``predict_proba`` of the chosen candidate.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The benchmark rows, with ``churned``.
+    model : models.churn.ChurnModel
+        The product's fitted model: its ``chosen`` candidate and ``test_size`` are reused.
+    seed : int
+
+    Returns
+    -------
+    (float, float)
+        Fit seconds (on the training part of the same split), predict seconds (every row).
+    """
+    from sklearn.model_selection import train_test_split
+
+    x = feature_matrix(rows).to_numpy()
+    y = rows["churned"].to_numpy()
+    train, _test = train_test_split(
+        np.arange(len(y)), test_size=model.test_size, stratify=y, random_state=seed
+    )
+    estimator = _candidate(model.chosen, seed)
+    _, fit_seconds = timed(
+        f"reference: scikit-learn {model.chosen} fit", lambda: estimator.fit(x[train], y[train])
+    )
+    _, predict_seconds = timed(
+        "reference: scikit-learn predict_proba", lambda: estimator.predict_proba(x)
+    )
+    return fit_seconds, predict_seconds
 
 
 def machine_info():
@@ -254,6 +296,7 @@ def main(argv=None):
         "score_customers (top 3 drivers)", lambda: score_customers(model, current, top_drivers=3)
     )
     warning, warning_seconds = timed("early_warning", lambda: early_warning(scored))
+    reference_fit, reference_predict = reference_times(rows, model, args.seed)
     with tempfile.TemporaryDirectory(prefix="bench_churn_") as directory:
         path = Path(directory) / "churn.skops"
         _, save_seconds = timed("save_model", lambda: save_model(model, path))
@@ -268,6 +311,8 @@ def main(argv=None):
         ("early_warning", warning_seconds, None),
         ("save", save_seconds, None),
         ("load", load_seconds, None),
+        ("reference: scikit-learn fit of the chosen model", reference_fit, n_train),
+        ("reference: scikit-learn predict_proba", reference_predict, None),
     ]
     info["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     packages = info["packages"]
@@ -292,6 +337,11 @@ def main(argv=None):
         f"model file {size:,} bytes"
     )
     print(format_table(n, table))
+    print(
+        f"# ratios to plain scikit-learn: fit {fit_seconds / reference_fit:.2f}x, "
+        f"score {score_seconds / reference_predict:.2f}x, "
+        f"score+drivers {drivers_seconds / reference_predict:.2f}x"
+    )
     if args.json:
         payload = {
             "machine": info,
