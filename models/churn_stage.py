@@ -1,0 +1,398 @@
+"""The churn stage: train a churn model by a cutoff, score every customer, publish.
+
+:mod:`models.churn` documents the method: features from the RFM MapReduce job run on the
+lines up to a cutoff date (the later lines are rejected as ``after_as_of``, counted in the
+manifest's lines, so nothing after the cutoff reaches a feature), the label "no purchase
+within ``horizon_days`` after the cutoff" from a second RFM run, two candidate models
+chosen by cross-validated ROC-AUC and calibrated, a held-out report, and scores with
+drivers.
+
+The cutoff
+----------
+By default the cutoff is the latest purchase date of the current customers (or ``as_of``
+when given) minus ``horizon_days``: the latest cutoff whose whole horizon the log covers,
+so the model learns from the most recent behaviour. ``details.cutoff_rule`` records
+whether it was given or derived.
+
+The current customers are scored as of the same date as the RFM stage (the pipeline passes
+its rows as ``current_rows``, so the RFM job does not run a third time).
+
+Published layout (``<output>/``)
+--------------------------------
+``part-*``
+    One JSON object per current customer, sorted by ``customer_id``:
+    ``customer_id``, ``churn_probability``, ``risk_tier`` (``high``, ``medium``, ``low``),
+    ``value`` (spend to date), ``value_at_risk`` (probability x value),
+    ``recency_days``, ``orders``, ``total_value`` and ``drivers`` (a list of
+    ``{"feature", "value", "effect"}``: the features that make churn more likely than for
+    a typical customer, effect in log-odds, largest first).
+``scores.csv``
+    The same columns with ``drivers_text`` instead of ``drivers``.
+``early_warning.jsonl`` and ``early_warning.csv``
+    High-value customers at high risk (value in the top ``1 - value_quantile``, risk tier
+    ``high``), by value at risk: ``rank`` then the score columns and ``value_threshold``.
+``metrics.json``
+    The model's metadata (:meth:`models.churn.ChurnModel.metadata`): chosen candidate,
+    cross-validation ROC-AUC per fold, held-out ``roc_auc``, ``pr_auc``, ``brier``,
+    ``top_decile_lift``, ``recency_only_roc_auc``, ``base_rate``, calibration, tiers,
+    the training medians, and ``info`` (cutoff, horizon).
+``model.skops``
+    The calibrated model (:func:`models.churn.save_model`; no pickle). Load it with
+    :func:`models.churn.load_model`, which refuses any type outside skops' defaults and
+    :data:`models.churn.TRUSTED_TYPES`: that is the trust boundary. A hostile file can
+    still hold trees that give wrong scores, so load models only from where you saved them.
+``_manifest.json``, ``_SUCCESS``
+    ``lines``: the feature run's accounting (read = accepted + rejected; the lines after
+    the cutoff are rejected as ``after_as_of``); ``details``: the cutoff and how it was
+    chosen, the horizon, the labelled customers and their churn rate, the label run's
+    lines, the chosen model and its held-out metrics, customers per risk tier, the total
+    value at risk and the early-warning count.
+"""
+
+import datetime
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from hdfs_io import Publication, check_can_publish, get_filesystem
+from models.churn import (
+    build_churn_dataset,
+    current_features,
+    early_warning,
+    fit_churn_model,
+    save_model,
+    score_customers,
+)
+from models.inputs import describe_inputs
+from models.manifest import Stopwatch, build_manifest
+from models.rfm_stage import write_json_parts
+
+__all__ = [
+    "DEFAULT_HORIZON_DAYS",
+    "SCORES_CSV",
+    "EARLY_WARNING_CSV",
+    "EARLY_WARNING_JSONL",
+    "METRICS_JSON",
+    "MODEL_FILE",
+    "TooFewCustomersError",
+    "default_cutoff",
+    "run_churn_stage",
+]
+
+DEFAULT_HORIZON_DAYS = 90
+SCORES_CSV = "scores.csv"
+EARLY_WARNING_CSV = "early_warning.csv"
+EARLY_WARNING_JSONL = "early_warning.jsonl"
+METRICS_JSON = "metrics.json"
+MODEL_FILE = "model.skops"
+_CV_FOLDS = 5
+_TEST_SIZE = 0.25
+
+
+class TooFewCustomersError(ValueError):
+    """Not enough labelled customers of each class to fit and evaluate a model."""
+
+
+def _date(name, value):
+    try:
+        if not isinstance(value, str) or len(value.strip()) != 10:
+            raise ValueError
+        return datetime.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name}={value!r} should be an ISO date (YYYY-MM-DD)") from None
+
+
+def default_cutoff(latest, horizon_days):
+    """The latest cutoff whose horizon the log covers: ``latest - horizon_days``.
+
+    Parameters
+    ----------
+    latest : str
+        The latest purchase date (or the as-of date), ``YYYY-MM-DD``.
+    horizon_days : int
+
+    Returns
+    -------
+    str
+    """
+    return (_date("latest", latest) - datetime.timedelta(days=horizon_days)).isoformat()
+
+
+def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limit, seed):
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)):
+        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
+    if cutoff is not None:
+        _date("cutoff", cutoff)
+    if as_of is not None:
+        _date("as_of", as_of)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"value={value!r} should be the name of a numeric RFM column")
+    if not isinstance(value_quantile, float) or not 0.0 <= value_quantile < 1.0:
+        raise ValueError(f"value_quantile={value_quantile!r} should be a float in [0, 1)")
+    if isinstance(top_drivers, bool) or not isinstance(top_drivers, int) or top_drivers < 0:
+        raise ValueError(f"top_drivers={top_drivers!r} should be an integer >= 0")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"early_warning_limit={limit!r} should be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} should be a non-negative integer")
+
+
+def _plain(value):
+    """A JSON-able copy: numpy scalars to Python, NaN and inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _jsonl(rows):
+    return "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows)
+
+
+def _enough(frame):
+    """(ok, counts, need): whether both classes have enough customers for the fit."""
+    y = frame["churned"].to_numpy() if "churned" in frame.columns else np.empty(0)
+    counts = np.bincount(y.astype(np.int64), minlength=2) if len(y) else np.zeros(2, np.int64)
+    need = math.ceil(_CV_FOLDS / (1.0 - _TEST_SIZE)) + math.ceil(1.0 / _TEST_SIZE)
+    return bool(counts.min() >= need), counts, need
+
+
+def run_churn_stage(
+    input_paths,
+    output_path,
+    *,
+    schema,
+    horizon_days=DEFAULT_HORIZON_DAYS,
+    cutoff=None,
+    current_rows=None,
+    as_of=None,
+    runner="inline",
+    conf_paths=None,
+    seed=0,
+    value="total_value",
+    value_quantile=0.8,
+    top_drivers=3,
+    early_warning_limit=None,
+    overwrite=False,
+    reporter=None,
+):
+    """Train a churn model, score every current customer and publish the results.
+
+    Parameters
+    ----------
+    input_paths : list of str
+        Order-line files or directories, local or ``hdfs://``.
+    output_path : str
+        Where to publish (refused if it exists and not ``overwrite``).
+    schema : mr_jobs.records.InputSchema
+        How to read the input.
+    horizon_days : int
+        Churned = no purchase within this many days after the cutoff.
+    cutoff : str, optional
+        ``YYYY-MM-DD``; default: the latest purchase date (or ``as_of``) minus
+        ``horizon_days``.
+    current_rows : list of dict, optional
+        RFM rows of every current customer (the RFM stage's); computed when not given.
+    as_of : str, optional
+        The date the current customers are scored at; default the latest purchase date.
+    runner : str
+        mrjob runner of the RFM runs.
+    conf_paths : list of str or None
+        mrjob config files.
+    seed : int
+        Seeds the split, the folds and the tree ensemble.
+    value : str
+        The RFM column valued at risk (default ``total_value``: spend to date).
+    value_quantile : float
+        The early-warning list keeps values at or above this quantile.
+    top_drivers : int
+        Drivers listed per customer.
+    early_warning_limit : int, optional
+        Keep at most this many early-warning rows.
+    overwrite : bool
+    reporter : models.progress.Reporter, optional
+
+    Returns
+    -------
+    (pandas.DataFrame, models.churn.ChurnModel, dict)
+        The scores (sorted by ``customer_id``), the model and the manifest.
+
+    Raises
+    ------
+    ValueError
+        A bad argument, before any job runs.
+    TooFewCustomersError
+        When either class (bought again, churned) has too few customers; nothing is
+        published.
+    hdfs_io.PathExists, hdfs_io.UnsafePathError
+        When ``output_path`` may not be published to, before any job runs.
+    """
+    _check(
+        horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
+    )
+    horizon_days = int(horizon_days)
+    say = reporter.progress("churn") if reporter else (lambda message: None)
+    fs, out = get_filesystem(output_path)
+    check_can_publish(fs, out, overwrite)
+    watch = Stopwatch()
+    inputs = describe_inputs(input_paths)
+    if current_rows is None:
+        say("computing the current customers' RFM rows")
+        frame, _manifest = current_features(
+            input_paths,
+            schema=schema,
+            as_of=as_of,
+            runner=runner,
+            conf_paths=conf_paths,
+            reporter=reporter,
+        )
+    else:
+        frame = pd.DataFrame.from_records(list(current_rows))
+    if frame.empty:
+        raise TooFewCustomersError("no current customer: there is nothing to train on or score")
+    if value not in frame.columns:
+        raise ValueError(f"value={value!r} is not a column of the RFM rows")
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    latest = as_of or max(str(d)[:10] for d in frame["last_purchase"])
+    if cutoff is None:
+        cutoff, rule = (
+            default_cutoff(latest, horizon_days),
+            (f"latest date {latest} minus horizon_days={horizon_days}"),
+        )
+    else:
+        rule = "given"
+    say(f"cutoff {cutoff} ({rule}), horizon {horizon_days} days")
+    data = build_churn_dataset(
+        input_paths,
+        schema=schema,
+        cutoff=cutoff,
+        horizon_days=horizon_days,
+        runner=runner,
+        conf_paths=conf_paths,
+        reporter=reporter,
+    )
+    ok, counts, need = _enough(data.frame)
+    if not ok:
+        raise TooFewCustomersError(
+            f"cutoff={data.cutoff} horizon_days={horizon_days}: {int(counts[0])} customers "
+            f"bought again and {int(counts[1])} churned; each class needs >= {need}"
+        )
+    say(
+        f"{len(data.frame):,} labelled customers, churn rate {data.frame['churned'].mean():.3f}; "
+        "selecting and calibrating a model"
+    )
+    model = fit_churn_model(
+        data.frame,
+        seed=int(seed),
+        cv_folds=_CV_FOLDS,
+        test_size=_TEST_SIZE,
+        info={
+            "cutoff": data.cutoff,
+            "horizon_days": horizon_days,
+            "horizon_end": data.horizon_end,
+            "labelled_customers": int(len(data.frame)),
+        },
+    )
+    m = model.metrics
+    say(
+        f"chosen {model.chosen}: held-out ROC-AUC {m['roc_auc']:.3f} (recency only "
+        f"{m['recency_only_roc_auc']:.3f}), Brier {m['brier']:.4f}"
+    )
+    scored = score_customers(model, frame, value=value, top_drivers=top_drivers)
+    warning = early_warning(scored, value_quantile=value_quantile, limit=early_warning_limit)
+    say(f"scored {len(scored):,} customers; {len(warning):,} on the early-warning list")
+    with Publication(fs, out, overwrite=overwrite) as publication:
+        has_drivers = "drivers" in scored.columns
+        rows = [
+            _plain({k: v for k, v in r.items() if k != "drivers_text"})
+            for r in scored.to_dict("records")
+        ]
+        written = write_json_parts(publication, rows)
+        table = scored.drop(columns=["drivers"]) if has_drivers else scored
+        publication.write_file(SCORES_CSV, table.to_csv(index=False, lineterminator="\n"))
+        warning_rows = [
+            _plain({k: v for k, v in r.items() if k != "drivers_text"})
+            for r in warning.to_dict("records")
+        ]
+        publication.write_file(EARLY_WARNING_JSONL, _jsonl(warning_rows))
+        warning_table = warning.drop(columns=["drivers"]) if has_drivers else warning
+        publication.write_file(
+            EARLY_WARNING_CSV, warning_table.to_csv(index=False, lineterminator="\n")
+        )
+        metadata = _plain(model.metadata())
+        publication.write_file(
+            METRICS_JSON, json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        )
+        with tempfile.TemporaryDirectory(prefix="crm-churn-") as tmp:
+            local = os.path.join(tmp, MODEL_FILE)
+            save_model(model, local)
+            with open(local, "rb") as f:
+                publication.write_file(MODEL_FILE, f.read())
+        tiers = scored["risk_tier"].value_counts()
+        manifest = build_manifest(
+            "churn",
+            inputs=inputs,
+            parameters={
+                "schema": schema.to_dict(),
+                "horizon_days": horizon_days,
+                "cutoff": cutoff if rule == "given" else None,
+                "as_of": as_of,
+                "seed": int(seed),
+                "value": value,
+                "value_quantile": value_quantile,
+                "top_drivers": top_drivers,
+                "early_warning_limit": early_warning_limit,
+                "overwrite": overwrite,
+            },
+            runner=runner,
+            lines=data.lines["features"],
+            rows_written=written,
+            stopwatch=watch,
+            outputs=[SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE],
+            details=_plain(
+                {
+                    "cutoff": data.cutoff,
+                    "cutoff_rule": rule,
+                    "horizon_days": horizon_days,
+                    "horizon_end": data.horizon_end,
+                    "scored_as_of": latest,
+                    "labelled_customers": int(len(data.frame)),
+                    "churn_rate": float(data.frame["churned"].mean()),
+                    "label_lines": data.lines["labels"],
+                    "scored_customers": int(len(scored)),
+                    "chosen": model.chosen,
+                    "calibration": model.calibration,
+                    "metrics": m,
+                    "tiers": {t: int(tiers.get(t, 0)) for t in ("high", "medium", "low")},
+                    "value": value,
+                    "value_at_risk_total": float(scored["value_at_risk"].sum()),
+                    "early_warning": int(len(warning)),
+                    "model_file": MODEL_FILE,
+                    "trust_boundary": "load with models.churn.load_model, which refuses "
+                    "types outside skops' defaults and models.churn.TRUSTED_TYPES",
+                }
+            ),
+        )
+        publication.commit(manifest)
+    if reporter:
+        lines = data.lines["features"]
+        reporter.summary(
+            "churn",
+            rows_in=lines["read"],
+            rows_out=written,
+            rejected=lines["rejected"],
+            seconds=manifest["timings"]["seconds"],
+            by_reason=lines["rejected_by_reason"],
+        )
+    return scored, model, manifest
