@@ -14,29 +14,81 @@ Stages, in order, all under one output root (default ``./crm-output/``):
 ``recommendations/``  item-to-item and per-customer recommendations (same condition)
 ``segments/``         behavioural segments by distributed K-Means over the RFM rows,
                       profiled, named and compared with the RFM segments
-                      (:mod:`models.kmeans_stage`)
+                      (:mod:`models.kmeans_stage`); skipped when there are fewer
+                      customers than clusters
 ``sales/``            regular sales series per day or week, in total and for the top-N
                       items by revenue, the rest grouped (:mod:`models.sales_stage`)
-``_pipeline.json``    the run: stages, their outputs, rows and seconds
+``forecasts/``        one ARIMA per sales series: forecasts with prediction intervals,
+                      backtest metrics against the seasonal naive
+                      (:mod:`models.forecast_stage`)
+``churn/``            churn model trained by a cutoff and a horizon, every current
+                      customer scored, the early-warning list, the model itself
+                      (:mod:`models.churn_stage`); skipped when there are too few
+                      customers of either class to train on
+``_pipeline.json``    the run: parameters, status, and per stage its output, rows and
+                      seconds; rewritten after every stage
 ====================  ==================================================================
+
+Every stage publishes atomically (:class:`hdfs_io.Publication`): its directory, with
+``_manifest.json`` and ``_SUCCESS``, appears only when complete, so a stage that fails
+leaves nothing behind but staging directories that the next publication ignores.
 
 Nothing is replaced unless ``overwrite`` is set; the check happens for every stage before
 the first one runs, so a refused run changes nothing.
+
+Resuming
+--------
+With ``resume``, a rerun after a failure (or an interruption) skips the stages that the
+previous run completed: the longest run of stages, from the first, that
+``_pipeline.json`` records as completed (or skipped) and whose output is still published.
+Every stage from the first one not completed runs again, and the later stages with it
+(their inputs may change). The later stages' outputs of older runs are refused as usual
+unless ``overwrite`` is also set. Resuming is refused (:class:`ResumeError`, naming what
+differs) when the parameters or the inputs (paths and sizes) differ from the previous
+run's: a resumed run must give what one uninterrupted run would. The runner and the
+number of forecasting processes may differ, since they do not change the results. The
+results of a kept stage that later stages need (the RFM rows, the scored customers, the
+sales series) are read back from its published output.
 """
 
 import json
 
-from hdfs_io import check_can_publish, get_filesystem, join
+import pandas as pd
+
+from hdfs_io import (
+    check_can_publish,
+    get_filesystem,
+    is_published,
+    join,
+    read_parts,
+    write_file_atomically,
+)
 from models.manifest import Stopwatch, redact, versions
 from models.rfm_stage import run_rfm_stage
 from models.segments_stage import run_segments_stage
 
-__all__ = ["run_pipeline", "STAGES", "DEFAULT_OUTPUT_ROOT"]
+__all__ = ["run_pipeline", "ResumeError", "STAGES", "DEFAULT_OUTPUT_ROOT", "RUN_RECORD"]
 
 DEFAULT_OUTPUT_ROOT = "crm-output"
-STAGES = ("data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales")
+STAGES = (
+    "data",
+    "rfm",
+    "rfm_segments",
+    "baskets",
+    "recommendations",
+    "segments",
+    "sales",
+    "forecasts",
+    "churn",
+)
 PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
+RUN_RECORD = "_pipeline.json"
+_DONE = ("completed", "skipped")
+
+
+class ResumeError(ValueError):
+    """``resume`` was asked for a run whose parameters or inputs differ from the previous."""
 
 
 def run_pipeline(
@@ -48,11 +100,14 @@ def run_pipeline(
     as_of=None,
     period="D",
     overwrite=False,
+    resume=False,
     conf_paths=None,
     generate_options=None,
     basket_options=None,
     kmeans_options=None,
     sales_options=None,
+    forecast_options=None,
+    churn_options=None,
     reporter=None,
 ):
     """Run every stage and publish the results under ``output_root``.
@@ -69,6 +124,9 @@ def run_pipeline(
         As for :func:`models.rfm_stage.run_rfm_stage`.
     overwrite : bool
         Replace existing results.
+    resume : bool
+        Skip the stages the previous run with the same parameters completed (see the
+        module docstring).
     generate_options : dict, optional
         Keyword arguments for :func:`models.synthetic.generate` (customers, lines, seed).
     basket_options : dict, optional
@@ -80,137 +138,211 @@ def run_pipeline(
     sales_options : dict, optional
         Keyword arguments for :func:`models.sales_stage.run_sales_stage` (``period``,
         ``top_n``).
+    forecast_options : dict, optional
+        Keyword arguments for :func:`models.forecast_stage.run_forecast_stage`
+        (``horizon``, ``value``, ``processes``, ...).
+    churn_options : dict, optional
+        Keyword arguments for :func:`models.churn_stage.run_churn_stage`
+        (``horizon_days``, ``cutoff``, ``seed``, ...).
     reporter : models.progress.Reporter, optional
 
     Returns
     -------
     dict
         The run record also written to ``<output_root>/_pipeline.json``.
+
+    Raises
+    ------
+    ResumeError
+        With ``resume``, when the parameters or inputs differ from the previous run's.
+    hdfs_io.PathExists, hdfs_io.UnsafePathError
+        Before any stage runs, when a result exists and ``overwrite`` is not set.
     """
     fs, root = get_filesystem(output_root)
     paths = {stage: join(root, stage) for stage in STAGES}
-    for stage in PUBLISHED:
-        check_can_publish(fs, paths[stage], overwrite)
     data_path = join(paths["data"], DATA_FILE)
-    if not inputs and fs.exists(data_path) and not overwrite:
-        check_can_publish(fs, paths["data"], overwrite)
-    watch = Stopwatch()
-    record = {
-        "tool": "crm-mapreduce",
-        "output_root": fs.uri(root),
-        "runner": runner,
-        "parameters": redact(
+    parameters = _normalised(
+        redact(
             {
+                "inputs": list(inputs) if inputs else None,
+                "schema": schema.to_dict() if schema is not None else None,
                 "as_of": as_of,
                 "period": period,
                 "generate": generate_options or None,
                 "baskets": basket_options or None,
                 "segments": kmeans_options or None,
                 "sales": sales_options or None,
+                "forecasts": forecast_options or None,
+                "churn": churn_options or None,
             }
-        ),
+        )
+    )
+    input_sizes = _input_sizes(inputs) if inputs else None
+    say = reporter.progress("run") if reporter else (lambda message: None)
+
+    done = {}
+    if resume:
+        previous = _read_record(fs, join(root, RUN_RECORD))
+        if previous is None:
+            say(f"nothing to resume: no {RUN_RECORD} under {fs.uri(root)}; running every stage")
+        else:
+            _check_same_run(previous, parameters, input_sizes)
+            done = _completed_prefix(fs, paths, data_path, previous, generated=not inputs)
+            if done:
+                say(f"resuming: {', '.join(done)} completed by the previous run, kept")
+    for stage in PUBLISHED:
+        if stage not in done:
+            check_can_publish(fs, paths[stage], overwrite)
+    if not inputs and "data" not in done and fs.exists(data_path) and not overwrite:
+        check_can_publish(fs, paths["data"], overwrite)
+
+    watch = Stopwatch()
+    record = {
+        "tool": "crm-mapreduce",
+        "output_root": fs.uri(root),
+        "runner": runner,
+        "status": "running",
+        "parameters": parameters,
+        "inputs": input_sizes,
+        "resumed_stages": list(done),
         "versions": versions(),
         "stages": [],
     }
-
-    if inputs:
-        input_paths = list(inputs)
-    else:
-        input_paths = [fs.uri(data_path)]
-        record["stages"].append(
-            _generate_data(fs, data_path, generate_options or {}, overwrite, reporter)
-        )
-        schema = None
-    if schema is None:
-        from models.inputs import detect_schema
-
-        schema = detect_schema(input_paths)
-
-    rows, rfm_manifest = run_rfm_stage(
-        input_paths,
-        fs.uri(paths["rfm"]),
-        schema=schema,
-        runner=runner,
-        as_of=as_of,
-        period=period,
-        overwrite=overwrite,
-        conf_paths=conf_paths,
-        reporter=reporter,
-    )
-    record["stages"].append(_stage_entry("rfm", fs.uri(paths["rfm"]), rfm_manifest))
-    scored, _summary, seg_manifest = run_segments_stage(
-        rows,
-        fs.uri(paths["rfm_segments"]),
-        source=fs.uri(paths["rfm"]),
-        overwrite=overwrite,
-        reporter=reporter,
-    )
-    record["stages"].append(
-        _stage_entry("rfm_segments", fs.uri(paths["rfm_segments"]), seg_manifest)
-    )
-    if schema.has("order_id") and schema.has("item_id"):
-        from models.baskets_stage import run_baskets_stage
-
-        manifest = run_baskets_stage(
-            input_paths,
-            fs.uri(paths["baskets"]),
-            schema=schema,
-            recommendations_path=fs.uri(paths["recommendations"]),
-            runner=runner,
-            overwrite=overwrite,
-            conf_paths=conf_paths,
-            reporter=reporter,
-            **(basket_options or {}),
-        )
-        record["stages"].append(_stage_entry("baskets", fs.uri(paths["baskets"]), manifest))
-        rec = manifest["details"]["recommendations"]
-        record["stages"].append(
-            {
-                "stage": "recommendations",
-                "output": rec["output"],
-                "lines": manifest["lines"],
-                "rows_written": rec["rows_written"],
-                "seconds": rec["seconds"],
-            }
-        )
-    else:
-        for stage in ("baskets", "recommendations"):
-            record["stages"].append(
-                {
-                    "stage": stage,
-                    "output": None,
-                    "skipped": f"columns={list(schema.columns)!r} have no order_id and "
-                    "item_id to make baskets",
-                }
-            )
-    record["stages"].append(
-        _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, kmeans_options, reporter)
-    )
-    from models.sales_stage import run_sales_stage
-
-    _series, sales_manifest = run_sales_stage(
-        input_paths,
-        fs.uri(paths["sales"]),
-        schema=schema,
-        runner=runner,
-        conf_paths=conf_paths,
-        overwrite=overwrite,
-        reporter=reporter,
-        **(sales_options or {}),
-    )
-    record["stages"].append(_stage_entry("sales", fs.uri(paths["sales"]), sales_manifest))
+    record_path = join(root, RUN_RECORD)
+    _write_record(fs, record_path, record)
+    context = {
+        "fs": fs,
+        "paths": paths,
+        "data_path": data_path,
+        "inputs": list(inputs) if inputs else None,
+        "schema": schema,
+        "runner": runner,
+        "as_of": as_of,
+        "period": period,
+        "overwrite": overwrite,
+        "conf_paths": conf_paths,
+        "reporter": reporter,
+        "options": {
+            "generate": generate_options or {},
+            "baskets": basket_options or {},
+            "segments": kmeans_options or {},
+            "sales": sales_options or {},
+            "forecasts": forecast_options or {},
+            "churn": churn_options or {},
+        },
+    }
+    for stage in STAGES:
+        if stage == "recommendations":
+            continue  # run and recorded with the baskets
+        if stage == "data" and inputs:
+            _use_inputs(context)
+            continue
+        try:
+            if stage in done:
+                entries = _resume_stage(stage, context, done)
+            else:
+                entries = _RUN[stage](context)
+        except BaseException as e:
+            record.update(status="failed", failed_stage=stage, error=_describe(e))
+            record["timings"] = watch.as_dict()
+            _write_record(fs, record_path, record)
+            raise
+        record["stages"].extend(entries)
+        _write_record(fs, record_path, record)
+    record["status"] = "completed"
     record["timings"] = watch.as_dict()
-    fs.write(join(root, "_pipeline.json"), json.dumps(record, indent=2), overwrite=True)
-    if reporter:
-        reporter.progress("run")(
-            f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}"
-        )
+    _write_record(fs, record_path, record)
+    say(f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}")
     return record
+
+
+# -- the run record --------------------------------------------------------------------------
+
+
+def _normalised(value):
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def _input_sizes(inputs):
+    from models.inputs import describe_inputs
+
+    return describe_inputs(inputs)
+
+
+def _read_record(fs, path):
+    if not fs.exists(path):
+        return None
+    try:
+        return json.loads(fs.read(path).decode("utf-8"))
+    except ValueError as e:
+        raise ResumeError(f"cannot resume: {fs.uri(path)} is not valid JSON ({e})") from None
+
+
+def _write_record(fs, path, record):
+    text = json.dumps(record, indent=2)
+    write_file_atomically(fs, path, lambda tmp: fs.write(tmp, text), overwrite=True)
+
+
+def _comparable(parameters):
+    """The parameters that shape the results (not the forecasts' worker processes)."""
+    out = dict(parameters)
+    if isinstance(out.get("forecasts"), dict):
+        out["forecasts"] = {k: v for k, v in out["forecasts"].items() if k != "processes"}
+    return out
+
+
+def _check_same_run(previous, parameters, input_sizes):
+    before = _comparable(previous.get("parameters") or {})
+    parameters = _comparable(parameters)
+    changed = sorted(k for k in set(before) | set(parameters) if before.get(k) != parameters.get(k))
+    if changed:
+        shown = ", ".join(f"{k}: {before.get(k)!r} -> {parameters.get(k)!r}" for k in changed)
+        raise ResumeError(
+            f"cannot resume: the parameters differ from the previous run's ({shown}); "
+            "rerun with the same parameters, or without --resume (and with --overwrite)"
+        )
+    if previous.get("inputs") != input_sizes:
+        raise ResumeError(
+            f"cannot resume: the inputs changed since the previous run "
+            f"(was {previous.get('inputs')!r}, now {input_sizes!r}); rerun without --resume"
+        )
+
+
+def _completed_prefix(fs, paths, data_path, previous, *, generated):
+    """``{stage: previous entry}`` for the leading stages the previous run completed."""
+    entries = {e["stage"]: e for e in previous.get("stages", [])}
+    done = {}
+    for stage in STAGES:
+        if stage == "data" and not generated:
+            continue
+        entry = entries.get(stage)
+        if entry is None or entry.get("status") not in _DONE:
+            break
+        if entry["status"] == "completed":
+            if stage == "data":
+                from models.data_stage import data_files
+
+                present = all(fs.exists(f) for f in data_files(data_path))
+            else:
+                present = is_published(fs, paths[stage])
+            if not present:
+                break
+        done[stage] = entry
+    if "baskets" in done and "recommendations" not in done:
+        del done["baskets"]  # one stage publishes both
+    return done
+
+
+def _describe(error):
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:500]
 
 
 def _stage_entry(stage, path, manifest):
     return {
         "stage": stage,
+        "status": "completed",
         "output": path,
         "lines": manifest["lines"],
         "rows_written": manifest["rows_written"],
@@ -218,7 +350,117 @@ def _stage_entry(stage, path, manifest):
     }
 
 
-def _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, options, reporter):
+def _skipped(stage, reason):
+    return {"stage": stage, "status": "skipped", "output": None, "skipped": reason}
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+
+def _uri(context, stage):
+    return context["fs"].uri(context["paths"][stage])
+
+
+def _use_inputs(context):
+    if context["schema"] is None:
+        from models.inputs import detect_schema
+
+        context["schema"] = detect_schema(context["inputs"])
+
+
+def _run_data(context):
+    """Generate the built-in log (see :mod:`models.data_stage`)."""
+    from models.data_stage import generate_data
+
+    fs, data_path = context["fs"], context["data_path"]
+    truth = generate_data(
+        fs.uri(data_path),
+        context["options"]["generate"],
+        overwrite=context["overwrite"],
+        reporter=context["reporter"],
+    )
+    _after_data(context)
+    keys = ("seed", "n_customers", "lines_total", "rejects_by_reason")
+    return [
+        {
+            "stage": "data",
+            "status": "completed",
+            "output": fs.uri(data_path),
+            "lines": None,
+            "rows_written": truth["lines_total"],
+            "seconds": truth["seconds"],
+            "truth": {k: truth[k] for k in keys},
+        }
+    ]
+
+
+def _after_data(context):
+    context["inputs"] = [context["fs"].uri(context["data_path"])]
+    context["schema"] = None
+    _use_inputs(context)
+
+
+def _run_rfm(context):
+    rows, manifest = run_rfm_stage(
+        context["inputs"],
+        _uri(context, "rfm"),
+        schema=context["schema"],
+        runner=context["runner"],
+        as_of=context["as_of"],
+        period=context["period"],
+        overwrite=context["overwrite"],
+        conf_paths=context["conf_paths"],
+        reporter=context["reporter"],
+    )
+    context["rows"] = rows
+    return [_stage_entry("rfm", _uri(context, "rfm"), manifest)]
+
+
+def _run_rfm_segments(context):
+    scored, _summary, manifest = run_segments_stage(
+        context["rows"],
+        _uri(context, "rfm_segments"),
+        source=_uri(context, "rfm"),
+        overwrite=context["overwrite"],
+        reporter=context["reporter"],
+    )
+    context["scored"] = scored
+    return [_stage_entry("rfm_segments", _uri(context, "rfm_segments"), manifest)]
+
+
+def _run_baskets(context):
+    schema = context["schema"]
+    if not (schema.has("order_id") and schema.has("item_id")):
+        reason = f"columns={list(schema.columns)!r} have no order_id and item_id to make baskets"
+        return [_skipped("baskets", reason), _skipped("recommendations", reason)]
+    from models.baskets_stage import run_baskets_stage
+
+    manifest = run_baskets_stage(
+        context["inputs"],
+        _uri(context, "baskets"),
+        schema=schema,
+        recommendations_path=_uri(context, "recommendations"),
+        runner=context["runner"],
+        overwrite=context["overwrite"],
+        conf_paths=context["conf_paths"],
+        reporter=context["reporter"],
+        **context["options"]["baskets"],
+    )
+    rec = manifest["details"]["recommendations"]
+    return [
+        _stage_entry("baskets", _uri(context, "baskets"), manifest),
+        {
+            "stage": "recommendations",
+            "status": "completed",
+            "output": rec["output"],
+            "lines": manifest["lines"],
+            "rows_written": rec["rows_written"],
+            "seconds": rec["seconds"],
+        },
+    ]
+
+
+def _run_segments(context):
     """The K-Means segments stage; recorded as skipped when there are fewer distinct
     customers than any ``k`` asked for (a pipeline on a tiny input still completes)."""
     from models.kmeans import TooFewPointsError
@@ -226,32 +468,124 @@ def _kmeans_stage(fs, paths, scored, runner, conf_paths, overwrite, options, rep
 
     try:
         manifest = run_kmeans_stage(
-            [fs.uri(paths["rfm_segments"])],
-            fs.uri(paths["segments"]),
-            rows=scored,
-            runner=runner,
-            conf_paths=conf_paths,
-            overwrite=overwrite,
-            reporter=reporter,
-            **(options or {}),
+            [_uri(context, "rfm_segments")],
+            _uri(context, "segments"),
+            rows=context["scored"],
+            runner=context["runner"],
+            conf_paths=context["conf_paths"],
+            overwrite=context["overwrite"],
+            reporter=context["reporter"],
+            **context["options"]["segments"],
         )
     except TooFewPointsError as e:
-        if reporter:
-            reporter.progress("segments")(f"skipped: {e}")
-        return {"stage": "segments", "output": None, "skipped": str(e)}
-    return _stage_entry("segments", fs.uri(paths["segments"]), manifest)
+        if context["reporter"]:
+            context["reporter"].progress("segments")(f"skipped: {e}")
+        return [_skipped("segments", str(e))]
+    return [_stage_entry("segments", _uri(context, "segments"), manifest)]
 
 
-def _generate_data(fs, data_path, options, overwrite, reporter):
-    """Generate the built-in log at ``data_path`` (see :mod:`models.data_stage`)."""
-    from models.data_stage import generate_data
+def _run_sales(context):
+    from models.sales_stage import run_sales_stage
 
-    truth = generate_data(fs.uri(data_path), options, overwrite=overwrite, reporter=reporter)
-    return {
-        "stage": "data",
-        "output": fs.uri(data_path),
-        "lines": None,
-        "rows_written": truth["lines_total"],
-        "seconds": truth["seconds"],
-        "truth": {k: truth[k] for k in ("seed", "n_customers", "lines_total", "rejects_by_reason")},
-    }
+    options = context["options"]["sales"]
+    series, manifest = run_sales_stage(
+        context["inputs"],
+        _uri(context, "sales"),
+        schema=context["schema"],
+        runner=context["runner"],
+        conf_paths=context["conf_paths"],
+        overwrite=context["overwrite"],
+        reporter=context["reporter"],
+        **options,
+    )
+    context["series"] = series
+    context["sales_period"] = manifest["details"]["period"]
+    return [_stage_entry("sales", _uri(context, "sales"), manifest)]
+
+
+def _data_span(rows):
+    """(first, last) purchase dates over the RFM rows: the span of the accepted lines."""
+    if not rows:
+        return None
+    first = min(r["first_purchase"][:10] for r in rows)
+    last = max(r["last_purchase"][:10] for r in rows)
+    return first, last
+
+
+def _run_forecasts(context):
+    from models.forecast_stage import run_forecast_stage
+
+    _result, manifest = run_forecast_stage(
+        context["series"],
+        _uri(context, "forecasts"),
+        period=context["sales_period"],
+        data_span=_data_span(context["rows"]),
+        source=_uri(context, "sales"),
+        overwrite=context["overwrite"],
+        reporter=context["reporter"],
+        **context["options"]["forecasts"],
+    )
+    return [_stage_entry("forecasts", _uri(context, "forecasts"), manifest)]
+
+
+def _run_churn(context):
+    """The churn stage; recorded as skipped when either class has too few customers."""
+    from models.churn_stage import TooFewCustomersError, run_churn_stage
+
+    try:
+        _scored, _model, manifest = run_churn_stage(
+            context["inputs"],
+            _uri(context, "churn"),
+            schema=context["schema"],
+            current_rows=context["rows"],
+            as_of=context["as_of"],
+            runner=context["runner"],
+            conf_paths=context["conf_paths"],
+            overwrite=context["overwrite"],
+            reporter=context["reporter"],
+            **context["options"]["churn"],
+        )
+    except TooFewCustomersError as e:
+        if context["reporter"]:
+            context["reporter"].progress("churn")(f"skipped: {e}")
+        return [_skipped("churn", str(e))]
+    return [_stage_entry("churn", _uri(context, "churn"), manifest)]
+
+
+_RUN = {
+    "data": _run_data,
+    "rfm": _run_rfm,
+    "rfm_segments": _run_rfm_segments,
+    "baskets": _run_baskets,
+    "segments": _run_segments,
+    "sales": _run_sales,
+    "forecasts": _run_forecasts,
+    "churn": _run_churn,
+}
+
+
+def _read_rows(context, stage):
+    fs = context["fs"]
+    return [json.loads(line) for line in read_parts(fs, context["paths"][stage]) if line]
+
+
+def _resume_stage(stage, context, done):
+    """The previous run's entries of ``stage``; what later stages need, read back."""
+    entries = [{**done[stage], "resumed": True}]
+    if stage == "baskets":
+        entries.append({**done["recommendations"], "resumed": True})
+    if context["reporter"]:
+        context["reporter"].progress(stage)(
+            f"completed by the previous run: {done[stage]['status']}"
+        )
+    if stage == "data":
+        _after_data(context)
+    elif stage == "rfm":
+        context["rows"] = _read_rows(context, "rfm")
+    elif stage == "rfm_segments":
+        context["scored"] = pd.DataFrame.from_records(_read_rows(context, "rfm_segments"))
+    elif stage == "sales":
+        from models.forecast_stage import read_sales_series
+
+        context["series"], context["sales_period"] = read_sales_series(_uri(context, "sales"))
+    return entries

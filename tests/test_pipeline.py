@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hdfs_io import LocalFileSystem, list_leftovers, read_manifest
@@ -22,27 +24,41 @@ def read_jsonl(directory):
     return rows
 
 
+# three top items keep the forecasts stage to five series (each takes seconds to fit)
+FIXTURE_ARGS = ["--customers", "300", "--seed", "7", "--sales-top-n", "3", "--no-mrjob-conf"]
+
+
 @pytest.fixture(scope="module")
 def pipeline_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("run") / "out"
-    code = main(
-        ["run", "-q", "-o", str(root), "--customers", "300", "--seed", "7", "--no-mrjob-conf"]
-    )
-    assert code == 0
+    assert main(["run", "-q", "-o", str(root), *FIXTURE_ARGS]) == 0
     return root
 
 
+PUBLISHED = (
+    "rfm",
+    "rfm_segments",
+    "baskets",
+    "recommendations",
+    "segments",
+    "sales",
+    "forecasts",
+    "churn",
+)
+
+
 def test_pipeline_publishes_every_stage_with_markers_and_manifests(pipeline_root):
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"):
+    for stage in PUBLISHED:
         assert (pipeline_root / stage / "_SUCCESS").exists()
         assert (pipeline_root / stage / "part-00000").exists()
         assert read_manifest(LocalFileSystem(), str(pipeline_root / stage))["stage"] == stage
     assert (pipeline_root / "data" / "transactions.csv").exists()
     record = json.loads((pipeline_root / "_pipeline.json").read_text())
-    stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"]
-    assert [s["stage"] for s in record["stages"]] == stages
+    assert record["status"] == "completed" and record["resumed_stages"] == []
+    assert [s["stage"] for s in record["stages"]] == ["data", *PUBLISHED]
+    assert {s["status"] for s in record["stages"]} == {"completed"}
     rfm_lines = record["stages"][1]["lines"]
-    assert record["stages"][-1]["lines"] == rfm_lines  # the sales job read every line too
+    assert record["stages"][6]["lines"] == rfm_lines  # the sales job read every line too
     assert record["stages"][3]["lines"] == record["stages"][4]["lines"] == rfm_lines
     assert record["stages"][4]["rows_written"] > 0
     for name in ("customers.csv", "segment_summary.csv", "segment_summary.json"):
@@ -98,6 +114,123 @@ def test_pipeline_kmeans_segments_cover_every_customer_once(pipeline_root):
     assert sum(customers) == 300  # every customer in exactly one (segment, RFM segment)
 
 
+def test_pipeline_forecasts_every_sales_series_over_the_horizon(pipeline_root):
+    sales = read_manifest(LocalFileSystem(), str(pipeline_root / "sales"))["details"]
+    rows = read_jsonl(pipeline_root / "forecasts")
+    manifest = read_manifest(LocalFileSystem(), str(pipeline_root / "forecasts"))
+    failed = manifest["details"]["series_failed"]
+    forecast = sorted({r["series"] for r in rows})
+    assert forecast == sorted(set(sales["series"]) - set(failed))
+    assert "total" in forecast
+    assert len(rows) == 8 * len(forecast)  # the weekly default horizon
+    assert all(r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
+    lines = manifest["lines"]
+    assert lines["read"] == lines["accepted"] + lines["rejected"]
+    # the generated log starts on a Sunday (2023-01-01) and ends on a Monday: both edge
+    # weeks cover one day and are not fitted
+    reasons = sorted(d["reason"] for d in manifest["details"]["dropped_periods"])
+    assert reasons == ["partial_first_week", "partial_last_week"]
+    assert lines["read"] == len(sales["series"]) * sales["periods"]
+    backtest = [
+        json.loads(line) for line in (pipeline_root / "forecasts" / "backtest.jsonl").open()
+    ]
+    assert {b["series"] for b in backtest} <= set(sales["series"])
+
+
+def test_pipeline_churn_scores_every_current_customer_once(pipeline_root):
+    scores = read_jsonl(pipeline_root / "churn")
+    rfm = read_jsonl(pipeline_root / "rfm")
+    assert sorted(r["customer_id"] for r in scores) == [r["customer_id"] for r in rfm]
+    assert all(0.0 <= r["churn_probability"] <= 1.0 for r in scores)
+    manifest = read_manifest(LocalFileSystem(), str(pipeline_root / "churn"))
+    details = manifest["details"]
+    as_of = max(r["last_purchase"][:10] for r in rfm)
+    horizon = details["horizon_days"]
+    assert horizon == 90
+    assert details["cutoff"] == str(date.fromisoformat(as_of) - timedelta(days=horizon))
+    metrics = json.loads((pipeline_root / "churn" / "metrics.json").read_text())
+    assert 0.5 < metrics["metrics"]["roc_auc"] <= 1.0
+    assert (pipeline_root / "churn" / "model.skops").stat().st_size > 0
+    lines = manifest["lines"]
+    assert lines["read"] == lines["accepted"] + lines["rejected"]
+
+
+def _published_files(root, stages):
+    """{(stage, file): content} of the published results, without the times they hold:
+    manifests, the model file (a zip with dates; the scores it gives are in the part
+    files), and the ``seconds`` and ``timings`` fields and columns."""
+    files = {}
+    for stage in stages:
+        for path in sorted((root / stage).iterdir()):
+            if path.name in ("_manifest.json", "_SUCCESS", "model.skops"):
+                continue
+            content = path.read_bytes()
+            if path.suffix == ".jsonl":
+                content = [json.loads(line) for line in content.splitlines()]
+                for row in content:
+                    row.pop("seconds", None)
+            elif path.name == "metrics.json":
+                content = json.loads(content)
+                assert content.pop("timings")
+            elif path.name == "k_selection.csv":
+                content = pd.read_csv(path).drop(columns="seconds").to_dict("list")
+            files[(stage, path.name)] = content
+    return files
+
+
+def test_resume_after_a_failed_stage_keeps_the_completed_stages_and_ends_identical(
+    pipeline_root, tmp_path, monkeypatch
+):
+    import models.forecast_stage
+
+    root = tmp_path / "out"
+    args = ["run", "-q", "-o", str(root), *FIXTURE_ARGS]
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash of the forecasts stage")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(models.forecast_stage, "run_forecast_stage", crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            main(args)
+    record = json.loads((root / "_pipeline.json").read_text())
+    assert record["status"] == "failed" and record["failed_stage"] == "forecasts"
+    assert "simulated crash" in record["error"]
+    assert [s["stage"] for s in record["stages"]][-1] == "sales"
+    assert not (root / "forecasts").exists() and not (root / "churn").exists()
+    kept = ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales")
+    stamps = {stage: (root / stage / "_SUCCESS").stat().st_mtime_ns for stage in kept}
+
+    # a rerun without --resume refuses to replace the completed stages
+    assert main(args) == 2
+    assert main(args + ["--resume"]) == 0
+    record = json.loads((root / "_pipeline.json").read_text())
+    assert record["status"] == "completed"
+    assert record["resumed_stages"] == ["data", *kept]
+    assert [s["stage"] for s in record["stages"]] == ["data", *PUBLISHED]
+    assert all(s.get("resumed") for s in record["stages"][:7])
+    assert not any(s.get("resumed") for s in record["stages"][7:])
+    assert {stage: (root / stage / "_SUCCESS").stat().st_mtime_ns for stage in kept} == stamps
+    # the same results as one uninterrupted run with the same parameters
+    assert _published_files(root, PUBLISHED) == _published_files(pipeline_root, PUBLISHED)
+
+
+def test_resume_with_other_parameters_is_refused_naming_them(tmp_path, capsys):
+    root = tmp_path / "out"
+    args = ["run", "-q", "-o", str(root), "--customers", "40", "--sales-top-n", "0"]
+    assert main(args + ["--no-mrjob-conf"]) == 0
+    args.append("--no-mrjob-conf")
+    record_before = (root / "_pipeline.json").read_bytes()
+    assert main(args + ["--resume", "--horizon", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "forecasts" in err and "'horizon': 4" in err
+    assert (root / "_pipeline.json").read_bytes() == record_before
+    # a resumed run of a completed pipeline keeps everything and runs nothing again
+    stamp = (root / "sales" / "_SUCCESS").stat().st_mtime_ns
+    assert main(args + ["--resume"]) == 0
+    assert (root / "sales" / "_SUCCESS").stat().st_mtime_ns == stamp
+
+
 def test_segments_command_refuses_a_bad_k_before_running_a_job(pipeline_root, tmp_path, capsys):
     out = tmp_path / "s"
     code = main(["segments", str(pipeline_root / "rfm"), "-o", str(out), "--k", "0", "-q"])
@@ -129,17 +262,19 @@ def test_pipeline_refuses_to_overwrite_and_changes_nothing(pipeline_root, capsys
 
 def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
     root = tmp_path / "out"
-    args = ["run", "-q", "-o", str(root), "--no-mrjob-conf"]
+    args = ["run", "-q", "-o", str(root), "--no-mrjob-conf", "--sales-top-n", "0"]
     assert main(args + ["--customers", "40"]) == 0
     assert main(args + ["--customers", "60", "--overwrite"]) == 0
     assert len(read_jsonl(root / "rfm")) == 60
     fs = LocalFileSystem()
-    for stage in ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"):
+    for stage in PUBLISHED:
         assert list_leftovers(fs, str(root / stage)) == []
     assert sorted(p.name for p in root.iterdir()) == [
         "_pipeline.json",
         "baskets",
+        "churn",
         "data",
+        "forecasts",
         "recommendations",
         "rfm",
         "rfm_segments",
