@@ -1,4 +1,5 @@
-"""The ``crm-mr`` command: generate, import, rfm, baskets, segments, sales, run.
+"""The ``crm-mr`` command: generate, import, rfm, baskets, segments, sales, forecast, churn,
+run.
 
 Every subcommand prints progress and a one-line summary per stage on standard error and
 exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
@@ -6,6 +7,7 @@ exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed 
 
 import argparse
 import logging
+import os
 import sys
 
 from hdfs_io import StorageError
@@ -195,6 +197,73 @@ def _sales_options(args):
     return {"period": args.sales_period, "top_n": args.sales_top_n}
 
 
+def _add_forecast_args(p, prefix):
+    p.add_argument(
+        "--horizon",
+        type=int,
+        help="periods to forecast (default: 28 days or 8 weeks, as the sales period)",
+    )
+    p.add_argument(
+        f"--{prefix}value",
+        dest="forecast_value",
+        choices=["revenue", "quantity", "orders", "customers"],
+        default="revenue",
+        help="the measure forecast (default: revenue)",
+    )
+    p.add_argument(
+        f"--{prefix}backtest",
+        dest="backtest_periods",
+        type=int,
+        help="periods held out for the backtest, 0 for none (default: 28 days or 8 weeks)",
+    )
+    p.add_argument(
+        f"--{prefix}processes",
+        dest="forecast_processes",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes fitting the series (default: %(default)s)",
+    )
+
+
+def _forecast_options(args):
+    options = {"value": args.forecast_value, "processes": args.forecast_processes}
+    if args.horizon is not None:
+        options["horizon"] = args.horizon
+    if args.backtest_periods is not None:
+        options["backtest_periods"] = args.backtest_periods
+    return options
+
+
+def _add_churn_args(p, prefix):
+    p.add_argument(
+        f"--{prefix}horizon-days",
+        dest="churn_horizon_days",
+        type=int,
+        default=90,
+        help="churned = no purchase within this many days after the cutoff (default: 90)",
+    )
+    p.add_argument(
+        f"--{prefix}cutoff",
+        dest="churn_cutoff",
+        metavar="YYYY-MM-DD",
+        help="training cutoff (default: the latest purchase date minus the horizon)",
+    )
+    p.add_argument(
+        f"--{prefix}seed",
+        dest="churn_seed",
+        type=int,
+        default=0,
+        help="seed of the split, the folds and the tree ensemble (default: 0)",
+    )
+
+
+def _churn_options(args):
+    options = {"horizon_days": args.churn_horizon_days, "seed": args.churn_seed}
+    if args.churn_cutoff is not None:
+        options["cutoff"] = args.churn_cutoff
+    return options
+
+
 def build_parser():
     """The argument parser of ``crm-mr``."""
     parser = argparse.ArgumentParser(
@@ -289,6 +358,27 @@ def build_parser():
     add_input_schema_args(sa.add_argument)
     _add_sales_args(sa, "--period", "--top-n")
 
+    f = sub.add_parser("forecast", help="ARIMA forecasts and backtests of published sales series")
+    f.add_argument("sales", help="the output directory of `crm-mr sales` (local or hdfs://)")
+    f.add_argument("-o", "--output", required=True, help="directory to publish forecasts to")
+    f.add_argument("--overwrite", action="store_true")
+    f.add_argument(
+        "--data-span",
+        nargs=2,
+        metavar=("FIRST_DAY", "LAST_DAY"),
+        help="the log's first and last days: a partial first or last week is not fitted",
+    )
+    _add_forecast_args(f, "")
+
+    c = sub.add_parser("churn", help="train a churn model, score every customer, early warning")
+    c.add_argument("inputs", nargs="+", help="order-line files or directories")
+    c.add_argument("-o", "--output", required=True, help="directory to publish the scores to")
+    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--as-of", help="score customers as of YYYY-MM-DD (default: latest purchase)")
+    _add_runner_args(c)
+    add_input_schema_args(c.add_argument)
+    _add_churn_args(c, "")
+
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
         "-i",
@@ -301,6 +391,11 @@ def build_parser():
         "-o", "--output-root", default="crm-output", help="results root (default: %(default)s)"
     )
     run.add_argument("--overwrite", action="store_true", help="replace existing results")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the stages a previous run with the same parameters completed",
+    )
     run.add_argument("--customers", type=int, help="built-in data: number of customers")
     run.add_argument("--lines", type=int, help="built-in data: approximate number of lines")
     run.add_argument("--seed", type=int, default=42, help="built-in data: seed")
@@ -310,6 +405,8 @@ def build_parser():
     _add_basket_args(run)
     _add_kmeans_args(run, "--kmeans-seed")
     _add_sales_args(run, "--sales-period", "--sales-top-n")
+    _add_forecast_args(run, "forecast-")
+    _add_churn_args(run, "churn-")
     return parser
 
 
@@ -429,6 +526,38 @@ def _cmd_sales(args, reporter):
     )
 
 
+def _cmd_forecast(args, reporter):
+    from models.forecast_stage import read_sales_series, run_forecast_stage
+
+    series, period = read_sales_series(args.sales)
+    run_forecast_stage(
+        series,
+        args.output,
+        period=period,
+        data_span=tuple(args.data_span) if args.data_span else None,
+        source=args.sales,
+        overwrite=args.overwrite,
+        reporter=reporter,
+        **_forecast_options(args),
+    )
+
+
+def _cmd_churn(args, reporter):
+    from models.churn_stage import run_churn_stage
+
+    run_churn_stage(
+        args.inputs,
+        args.output,
+        schema=_schema(args, args.inputs),
+        as_of=args.as_of,
+        runner=args.runner,
+        conf_paths=_conf_paths(args),
+        overwrite=args.overwrite,
+        reporter=reporter,
+        **_churn_options(args),
+    )
+
+
 def _cmd_run(args, reporter):
     from models.pipeline import run_pipeline
 
@@ -445,11 +574,14 @@ def _cmd_run(args, reporter):
         as_of=args.as_of,
         period=args.period,
         overwrite=args.overwrite,
+        resume=args.resume,
         conf_paths=_conf_paths(args),
         generate_options=generate_options,
         basket_options=_basket_options(args),
         kmeans_options=_kmeans_options(args),
         sales_options=_sales_options(args),
+        forecast_options=_forecast_options(args),
+        churn_options=_churn_options(args),
         reporter=reporter,
     )
 
@@ -461,6 +593,8 @@ _COMMANDS = {
     "baskets": _cmd_baskets,
     "segments": _cmd_segments,
     "sales": _cmd_sales,
+    "forecast": _cmd_forecast,
+    "churn": _cmd_churn,
     "run": _cmd_run,
 }
 

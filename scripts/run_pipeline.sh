@@ -8,9 +8,10 @@ usage() {
 Usage: run_pipeline.sh [-r RUNNER] [-i INPUT]... [-o OUTPUT_ROOT] [options]
 
 Runs every stage of crm-mapreduce (built-in data or INPUT -> RFM -> RFM segments ->
-baskets -> K-Means segments -> sales series) and
-publishes the results under OUTPUT_ROOT. Exits 0 when every stage succeeded, 1 when a
-job failed, 2 for bad arguments or refused paths, 3 when another run holds the lock.
+baskets -> K-Means segments -> sales series -> forecasts -> churn) and publishes the
+results under OUTPUT_ROOT. Exits 0 when every stage succeeded, 1 when a job failed, 2 for
+bad arguments or refused paths, 3 when another run holds the lock. After a failure, rerun
+with the same options and --resume to keep the stages that completed.
 
   -r, --runner RUNNER       inline | local | hadoop | emr | spark   (default: local)
   -i, --input PATH          order-line file or directory, local or hdfs:// (repeatable;
@@ -24,6 +25,13 @@ job failed, 2 for bad arguments or refused paths, 3 when another run holds the l
       --k K                 K-Means segments: k, a range like 4-8 or a list 4,6,8
       --features LIST       K-Means features (default: recency,frequency,monetary)
       --kmeans-seed N       K-Means seed (default: 0)
+      --sales-period D|W    sales series per day or week           (default: W)
+      --sales-top-n N       items with a sales series of their own (default: 20)
+      --horizon N           periods to forecast        (default: 28 days or 8 weeks)
+      --forecast-processes N  processes fitting the forecasts      (default: 2)
+      --churn-horizon-days N  churned = no purchase in N days after the cutoff (90)
+      --churn-cutoff YYYY-MM-DD  churn training cutoff (default: latest date - horizon)
+      --resume              keep the stages a failed run with the same options completed
       --mrjob-conf PATH     mrjob config file (default: mrjob's own lookup)
       --overwrite           replace existing results
   -h, --help                show this help
@@ -56,10 +64,11 @@ while (($#)); do
     -o|--output-root) output_root=${2:?--output-root needs a value}; shift 2 ;;
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
-    --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed)
+    --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed|--sales-period|\
+    --sales-top-n|--horizon|--forecast-processes|--churn-horizon-days|--churn-cutoff)
       extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --mrjob-conf) extra+=(--mrjob-conf "${2:?--mrjob-conf needs a value}"); shift 2 ;;
-    --overwrite) extra+=(--overwrite); shift ;;
+    --overwrite|--resume) extra+=("$1"); shift ;;
     *) log "unknown argument: $1 (see --help)"; exit 2 ;;
   esac
 done
