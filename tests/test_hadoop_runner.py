@@ -137,7 +137,7 @@ def pipelines(tmp_path_factory, hadoop_cluster, numpy_nodes_conf):
     local_root = tmp_path_factory.mktemp("inline") / "crm"
     inline = subprocess.run(
         [sys.executable, "-m", "models.cli", "run", "-q", "--no-mrjob-conf"]
-        + ["-o", str(local_root), "--k", PIPELINE_K],
+        + ["-o", str(local_root), "--k", PIPELINE_K, "--sales-top-n", PIPELINE_TOP_N],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -151,13 +151,14 @@ def pipelines(tmp_path_factory, hadoop_cluster, numpy_nodes_conf):
     }
     command = [str(REPO / "scripts" / "run_pipeline.sh"), "-r", "hadoop"]
     command += ["-o", HDFS_ROOT, "--mrjob-conf", MRJOB_CONF, "--mrjob-conf", numpy_nodes_conf]
-    command += ["--k", PIPELINE_K]
+    command += ["--k", PIPELINE_K, "--sales-top-n", PIPELINE_TOP_N]
     on_hadoop = subprocess.run(command, capture_output=True, text=True, env=env)
     return local_root, inline, on_hadoop, command, env
 
 
 HDFS_ROOT = "hdfs:///tests/pipeline/crm"
 PIPELINE_K = "5"  # one k: each Lloyd iteration on YARN is a job of about half a minute
+PIPELINE_TOP_N = "3"  # five sales series to forecast (each takes seconds to fit)
 
 
 def _cat(cluster, path):
@@ -174,7 +175,12 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     record = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/_pipeline.json"))
     assert record["runner"] == "hadoop"
     stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"]
+    stages += ["forecasts", "churn"]
     assert [s["stage"] for s in record["stages"]] == stages
+    assert record["status"] == "completed"
+    for stage in ("forecasts", "churn"):
+        assert f"/tests/pipeline/crm/{stage}/_SUCCESS" in listing
+    assert "/tests/pipeline/crm/churn/model.skops" in listing
 
 
 def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluster):
@@ -194,6 +200,11 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "segments/model.json",
         "sales/part-00000",
         "sales/series.csv",
+        "forecasts/part-00000",
+        "forecasts/backtest.jsonl",
+        "churn/part-00000",
+        "churn/scores.csv",
+        "churn/early_warning.csv",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
         remote = hadoop_cluster.hadoop(
@@ -226,6 +237,13 @@ def test_pipeline_on_hadoop_accounts_for_every_line(pipelines, hadoop_cluster):
     ]
     truth = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/data/transactions.truth.json"))
     assert lines["read"] == truth["lines_total"]
+    churn = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/churn/_manifest.json"))
+    inline_churn = json.loads((local_root / "churn" / "_manifest.json").read_text())
+    assert churn["runner"] == "hadoop"
+    assert churn["lines"] == inline_churn["lines"]  # the feature run on YARN
+    assert churn["lines"]["read"] == lines["read"]
+    assert churn["lines"]["rejected_by_reason"]["after_as_of"] > 0  # after the cutoff
+    assert churn["details"]["label_lines"] == inline_churn["details"]["label_lines"]
 
 
 def test_pipeline_on_hadoop_refuses_to_overwrite_without_flag(pipelines, hadoop_cluster):
