@@ -231,6 +231,33 @@ def test_resume_with_other_parameters_is_refused_naming_them(tmp_path, capsys):
     assert (root / "sales" / "_SUCCESS").stat().st_mtime_ns == stamp
 
 
+def test_forecast_command_on_a_published_sales_output(pipeline_root, tmp_path, capsys):
+    out = tmp_path / "f"
+    sales = str(pipeline_root / "sales")
+    assert main(["forecast", sales, "-o", str(out), "--horizon", "0", "-q"]) == 2
+    assert "horizon=0" in capsys.readouterr().err and not out.exists()
+    args = ["forecast", sales, "-o", str(out), "--horizon", "3", "--backtest", "0", "-q"]
+    assert main(args + ["--value", "orders", "--processes", "1"]) == 0
+    rows = read_jsonl(out)
+    series = read_manifest(LocalFileSystem(), sales)["details"]["series"]
+    assert len(rows) == 3 * len(series)
+    manifest = read_manifest(LocalFileSystem(), str(out))
+    assert manifest["details"]["value"] == "orders"
+    assert manifest["details"]["dropped_periods"] == []  # no --data-span given
+    assert not (out / "backtest.csv").read_text().strip().splitlines()[1:]  # --backtest 0
+
+
+def test_churn_command_scores_the_customers_of_a_log(pipeline_root, tmp_path):
+    out = tmp_path / "c"
+    data = str(pipeline_root / "data" / "transactions.csv")
+    args = ["churn", data, "-o", str(out), "--horizon-days", "60", "--seed", "3"]
+    assert main(args + ["-q", "--no-mrjob-conf"]) == 0
+    manifest = read_manifest(LocalFileSystem(), str(out))
+    assert manifest["details"]["horizon_days"] == 60
+    assert manifest["parameters"]["seed"] == 3
+    assert len(read_jsonl(out)) == 300
+
+
 def test_segments_command_refuses_a_bad_k_before_running_a_job(pipeline_root, tmp_path, capsys):
     out = tmp_path / "s"
     code = main(["segments", str(pipeline_root / "rfm"), "-o", str(out), "--k", "0", "-q"])
