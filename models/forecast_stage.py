@@ -44,6 +44,12 @@ Published layout (``<output>/``)
     ``horizon``, ``periods_fitted``, ``first_period``, ``last_period``,
     ``dropped_periods``, ``fit_seconds`` and ``backtest_summary`` (the ``total`` series'
     metrics, the medians over all series, and how many series beat the seasonal naive).
+
+Every argument (including the options passed through to
+:func:`~models.forecast.forecast_series`) is checked, and so is the output path, before
+any series is fitted. A series that cannot be forecast is listed in ``series_failed``
+and has no forecast rows; the others are published. An input without rows publishes an
+empty result (empty files, zero lines) with its manifest.
 """
 
 import datetime
@@ -61,7 +67,7 @@ from hdfs_io import (
     read_manifest,
     read_parts,
 )
-from models.forecast import DEFAULT_BACKTEST, forecast_series
+from models.forecast import DEFAULT_BACKTEST, ForecastResult, forecast_series
 from models.manifest import Stopwatch, build_manifest
 from models.rfm_stage import write_json_parts
 
@@ -114,11 +120,17 @@ def read_sales_series(path):
         raise ValueError(
             f"sales={fs.uri(p)!r} holds a {manifest.get('stage')!r} result, not sales series"
         )
+    period = (manifest.get("details") or {}).get("period")
+    if period not in _PERIODS:
+        raise ValueError(
+            f"sales={fs.uri(p)!r}: its manifest's details.period={period!r} should be one "
+            f"of {_PERIODS}"
+        )
     rows = [json.loads(line) for line in read_parts(fs, p) if line]
     frame = pd.DataFrame(rows, columns=list(_SALES_COLUMNS))
     frame["period"] = pd.to_datetime(frame["period"], format="%Y-%m-%d")
     frame = frame.astype({"revenue": "float64", "orders": "int64", "customers": "int64"})
-    return frame, manifest["details"]["period"]
+    return frame, period
 
 
 def _day(name, value):
@@ -177,7 +189,9 @@ def partial_edge_periods(periods, period, data_span):
     return dropped, note
 
 
-def _check_arguments(period, horizon, value, processes):
+def _check_arguments(series, period, horizon, value, processes):
+    if not isinstance(series, pd.DataFrame):
+        raise ValueError(f"series is a {type(series).__name__}: it should be a DataFrame")
     if period not in _PERIODS:
         raise ValueError(f"period={period!r} should be one of {_PERIODS}")
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -188,6 +202,38 @@ def _check_arguments(period, horizon, value, processes):
         raise ValueError(f"processes={processes!r} should be an integer >= 1")
     if processes < 1:
         raise ValueError(f"processes={processes!r} should be an integer >= 1")
+    missing = [c for c in ("series", "period", value) if c not in series.columns]
+    if missing:
+        raise ValueError(
+            f"the series have no column(s) {missing} (value={value!r}); "
+            f"they have {list(series.columns)}"
+        )
+
+
+def _check_span(data_span):
+    if data_span is None:
+        return
+    if isinstance(data_span, str) or len(data_span) != 2:
+        raise ValueError(f"data_span={data_span!r} should be (first_day, last_day)")
+    first, last = _day("first_day", data_span[0]), _day("last_day", data_span[1])
+    if first > last:
+        raise ValueError(f"data_span={tuple(data_span)!r}: first_day is after last_day")
+
+
+def _resolved_options(period, horizon, backtest_periods, processes, forecast_options):
+    """Every option of :func:`forecast_series`, checked and resolved, without fitting.
+
+    A call without any series runs its argument checks (so the messages are its own) and
+    returns the parameters it would use, and empty frames with the published columns.
+    """
+    return forecast_series(
+        {},
+        period=period,
+        horizon=int(horizon),
+        backtest_periods=backtest_periods,
+        processes=int(processes),
+        **forecast_options,
+    )
 
 
 def _plain(value):
@@ -212,9 +258,12 @@ def _records(frame):
 
 
 def _summary(backtest):
+    """The ``total`` series' metrics, medians over the series, series beating the naive."""
     summary = {"total": None}
     if backtest.empty:
-        summary.update(median_mase=None, median_relative_mae=None, beat_seasonal_naive=0)
+        summary.update(
+            median_mase=None, median_relative_mae=None, beat_seasonal_naive=0, series_backtested=0
+        )
         return summary
     total = backtest[backtest["series"] == "total"]
     if not total.empty:
@@ -276,41 +325,39 @@ def run_forecast_stage(
 
     Returns
     -------
-    (models.forecast.ForecastResult or None, dict)
-        The result (None when there was no series) and the manifest.
+    (models.forecast.ForecastResult, dict)
+        The result (with empty frames when there was no series) and the manifest.
 
     Raises
     ------
     ValueError
-        A bad argument, before anything is fitted.
+        A bad argument (or forecast option), before anything is written or fitted.
+    TypeError
+        An unknown keyword in ``forecast_options``, before anything is written.
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         When ``output_path`` may not be published to, before anything is fitted.
     """
     if horizon is None and period in DEFAULT_HORIZON:
         horizon = DEFAULT_HORIZON[period]
-    _check_arguments(period, horizon, value, processes)
-    if data_span is not None:
-        if len(data_span) != 2:
-            raise ValueError(f"data_span={data_span!r} should be (first_day, last_day)")
-        _day("first_day", data_span[0])
-        _day("last_day", data_span[1])
-    missing = [c for c in ("series", "period", value) if c not in series.columns]
-    if missing:
-        raise ValueError(f"the series have no column(s) {missing}")
+    _check_arguments(series, period, horizon, value, processes)
+    _check_span(data_span)
+    empty = _resolved_options(period, horizon, backtest_periods, processes, forecast_options)
+    options = {k: v for k, v in empty.parameters.items() if k != "value"}
     say = reporter.progress("forecasts") if reporter else (lambda message: None)
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
-    started = time.perf_counter()
     with Publication(fs, out, overwrite=overwrite) as publication:
         frame = series[["series", "period", value]].copy()
         frame["period"] = pd.to_datetime(frame["period"])
         periods = sorted({p.date() for p in frame["period"]})
         dropped, note = partial_edge_periods(periods, period, data_span)
+        if note:
+            say(note)
         read = len(frame)
         by_reason = {}
         for d in dropped:
             gone = frame["period"] == pd.Timestamp(d["period"])
-            by_reason[d["reason"]] = int(gone.sum())
+            by_reason[d["reason"]] = by_reason.get(d["reason"], 0) + int(gone.sum())
             frame = frame[~gone]
             say(
                 f"left out {d['period']}: {d['reason']}, "
@@ -318,7 +365,7 @@ def run_forecast_stage(
             )
         names = list(dict.fromkeys(frame["series"]))
         fitted_periods = sorted({p.date() for p in frame["period"]})
-        result = None
+        started = time.perf_counter()
         if names:
             say(
                 f"fitting {len(names)} series x {len(fitted_periods)} periods "
@@ -334,24 +381,19 @@ def run_forecast_stage(
                 progress=say,
                 **forecast_options,
             )
-            forecasts, backtest, fits = result.forecasts, result.backtest, result.fits
-            parameters = result.parameters
         else:
-            forecasts = pd.DataFrame(
-                columns=["series", "period", "step", "forecast", "lower", "upper", "model"]
+            say("no series to forecast: publishing an empty result")
+            result = ForecastResult(
+                empty.forecasts, empty.fits, empty.backtest, {**empty.parameters, "value": value}
             )
-            backtest = pd.DataFrame(columns=["series"])
-            fits = pd.DataFrame(columns=["series", "stage", "status", "model"])
-            parameters = {}
         fit_seconds = round(time.perf_counter() - started, 3)
-        forecast_rows = _records(forecasts)
-        written = write_json_parts(publication, forecast_rows)
+        forecasts, backtest, fits = result.forecasts, result.backtest, result.fits
+        written = write_json_parts(publication, _records(forecasts))
         publication.write_file(FORECASTS_CSV, _csv(forecasts))
-        backtest_rows = _records(backtest)
-        publication.write_file(BACKTEST_JSONL, _jsonl(backtest_rows))
+        publication.write_file(BACKTEST_JSONL, _jsonl(_records(backtest)))
         publication.write_file(BACKTEST_CSV, _csv(backtest))
         publication.write_file(FITS_JSONL, _jsonl(_records(fits)))
-        final = fits[fits["stage"] == "final"] if not fits.empty else fits
+        final = fits[fits["stage"] == "final"]
         rejected = sum(by_reason.values())
         lines = {
             "read": read,
@@ -364,14 +406,10 @@ def run_forecast_stage(
             inputs=[{"path": source, "bytes": None}] if source else [],
             parameters=_plain(
                 {
-                    "period": period,
-                    "horizon": int(horizon),
+                    **options,
                     "value": value,
-                    "backtest_periods": parameters.get("backtest_periods", backtest_periods),
-                    "processes": int(processes),
                     "data_span": list(data_span) if data_span else None,
                     "overwrite": overwrite,
-                    **forecast_options,
                 }
             ),
             runner=None,
@@ -379,27 +417,30 @@ def run_forecast_stage(
             rows_written=written,
             stopwatch=watch,
             outputs=[FORECASTS_CSV, BACKTEST_CSV, BACKTEST_JSONL, FITS_JSONL],
-            details={
-                "series": len(names),
-                "series_failed": result.failed() if result is not None else [],
-                "series_fallback": [
-                    str(s) for s in final.loc[final["status"] == "fallback", "series"]
-                ]
-                if not final.empty
-                else [],
-                "models": {str(r["series"]): r["model"] for _, r in final.iterrows()},
-                "value": value,
-                "horizon": int(horizon),
-                "periods_fitted": len(fitted_periods),
-                "first_period": fitted_periods[0].isoformat() if fitted_periods else None,
-                "last_period": fitted_periods[-1].isoformat() if fitted_periods else None,
-                "dropped_periods": dropped,
-                "partial_periods_note": note,
-                "fit_seconds": fit_seconds,
-                "backtest_summary": _summary(backtest),
-            },
+            details=_plain(
+                {
+                    "series": len(names),
+                    "series_failed": result.failed(),
+                    "series_fallback": [
+                        str(s) for s in final.loc[final["status"] == "fallback", "series"]
+                    ],
+                    "models": {str(r["series"]): r["model"] for _, r in final.iterrows()},
+                    "value": value,
+                    "horizon": int(horizon),
+                    "periods_fitted": len(fitted_periods),
+                    "first_period": fitted_periods[0].isoformat() if fitted_periods else None,
+                    "last_period": fitted_periods[-1].isoformat() if fitted_periods else None,
+                    "dropped_periods": dropped,
+                    "partial_periods_note": note,
+                    "fit_seconds": fit_seconds,
+                    "backtest_summary": _summary(backtest),
+                }
+            ),
         )
         publication.commit(manifest)
+    failed = manifest["details"]["series_failed"]
+    if failed:
+        say(f"{len(failed)} series could not be forecast: {', '.join(failed)}")
     total = manifest["details"]["backtest_summary"]["total"]
     if total and total.get("mase") is not None:
         say(f"total: backtest MASE {total['mase']:.3f}, relative MAE {_fmt(total['relative_mae'])}")
