@@ -12,7 +12,8 @@ The cutoff
 By default the cutoff is the latest purchase date of the current customers (or ``as_of``
 when given) minus ``horizon_days``: the latest cutoff whose whole horizon the log covers,
 so the model learns from the most recent behaviour. ``details.cutoff_rule`` records
-whether it was given or derived.
+whether it was given or derived. A given cutoff must be before ``as_of`` (when both are
+given): a model trained on a horizon after the scoring date would have seen the future.
 
 The current customers are scored as of the same date as the RFM stage (the pipeline passes
 its rows as ``current_rows``, so the RFM job does not run a third time).
@@ -35,7 +36,8 @@ Published layout (``<output>/``)
     The model's metadata (:meth:`models.churn.ChurnModel.metadata`): chosen candidate,
     cross-validation ROC-AUC per fold, held-out ``roc_auc``, ``pr_auc``, ``brier``,
     ``top_decile_lift``, ``recency_only_roc_auc``, ``base_rate``, calibration, tiers,
-    the training medians, and ``info`` (cutoff, horizon).
+    the training medians, ``info``, and at the top level ``cutoff``, ``horizon_days`` and
+    ``horizon_end``.
 ``model.skops``
     The calibrated model (:func:`models.churn.save_model`; no pickle). Load it with
     :func:`models.churn.load_model`, which refuses any type outside skops' defaults and
@@ -60,6 +62,8 @@ import pandas as pd
 
 from hdfs_io import Publication, check_can_publish, get_filesystem
 from models.churn import (
+    MODEL_FEATURES,
+    RFM_INPUT_COLUMNS,
     build_churn_dataset,
     current_features,
     early_warning,
@@ -70,6 +74,7 @@ from models.churn import (
 from models.inputs import describe_inputs
 from models.manifest import Stopwatch, build_manifest
 from models.rfm_stage import write_json_parts
+from mr_jobs.rfm import RFM_COLUMNS
 
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
@@ -91,6 +96,12 @@ METRICS_JSON = "metrics.json"
 MODEL_FILE = "model.skops"
 _CV_FOLDS = 5
 _TEST_SIZE = 0.25
+#: The numeric columns of an RFM row: what ``value`` may name when the stage computes the rows.
+_RFM_NUMERIC = tuple(
+    c
+    for c in RFM_COLUMNS
+    if c not in ("customer_id", "first_purchase", "last_purchase", "as_of", "period")
+)
 
 
 class TooFewCustomersError(ValueError):
@@ -123,24 +134,53 @@ def default_cutoff(latest, horizon_days):
 
 
 def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limit, seed):
+    """Validate the scalar arguments; return ``(cutoff, as_of)`` as ISO dates or None."""
     if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)):
         raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
     if horizon_days <= 0:
         raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
-    if cutoff is not None:
-        _date("cutoff", cutoff)
-    if as_of is not None:
-        _date("as_of", as_of)
+    cutoff = None if cutoff is None else _date("cutoff", cutoff).isoformat()
+    as_of = None if as_of is None else _date("as_of", as_of).isoformat()
+    if cutoff is not None and as_of is not None and cutoff >= as_of:
+        raise ValueError(f"cutoff={cutoff!r} should be before as_of={as_of!r}")
     if not isinstance(value, str) or not value:
         raise ValueError(f"value={value!r} should be the name of a numeric RFM column")
     if not isinstance(value_quantile, float) or not 0.0 <= value_quantile < 1.0:
         raise ValueError(f"value_quantile={value_quantile!r} should be a float in [0, 1)")
     if isinstance(top_drivers, bool) or not isinstance(top_drivers, int) or top_drivers < 0:
         raise ValueError(f"top_drivers={top_drivers!r} should be an integer >= 0")
+    if top_drivers > len(MODEL_FEATURES):
+        raise ValueError(f"top_drivers={top_drivers!r} should be <= {len(MODEL_FEATURES)}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"early_warning_limit={limit!r} should be a positive integer")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} should be a non-negative integer")
+    return cutoff, as_of
+
+
+def _given_rows(current_rows, value, need_dates):
+    """The given current rows as a frame, checked before any job runs."""
+    if isinstance(current_rows, pd.DataFrame):
+        frame = current_rows.copy()
+    else:
+        frame = pd.DataFrame.from_records(list(current_rows))
+    if frame.empty:
+        return frame
+    if value not in frame.columns:
+        raise ValueError(f"value={value!r} is not a column of current_rows")
+    needed = ["customer_id", *RFM_INPUT_COLUMNS, "total_value"]
+    if need_dates:
+        needed.append("last_purchase")
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"current_rows lack the RFM columns {missing}")
+    repeated = frame["customer_id"][frame["customer_id"].duplicated()]
+    if len(repeated):
+        raise ValueError(
+            f"current_rows hold customer_id={repeated.iloc[0]!r} more than once "
+            f"({len(repeated)} repeated rows)"
+        )
+    return frame
 
 
 def _plain(value):
@@ -202,10 +242,12 @@ def run_churn_stage(
     cutoff : str, optional
         ``YYYY-MM-DD``; default: the latest purchase date (or ``as_of``) minus
         ``horizon_days``.
-    current_rows : list of dict, optional
-        RFM rows of every current customer (the RFM stage's); computed when not given.
+    current_rows : list of dict or pandas.DataFrame, optional
+        RFM rows of every current customer (the RFM stage's, as of ``as_of``), one per
+        customer; computed by :func:`models.churn.current_features` when not given.
     as_of : str, optional
         The date the current customers are scored at; default the latest purchase date.
+        When given with ``current_rows``, it should be the date those rows were computed at.
     runner : str
         mrjob runner of the RFM runs.
     conf_paths : list of str or None
@@ -213,7 +255,8 @@ def run_churn_stage(
     seed : int
         Seeds the split, the folds and the tree ensemble.
     value : str
-        The RFM column valued at risk (default ``total_value``: spend to date).
+        The RFM column valued at risk (default ``total_value``: spend to date); a numeric
+        RFM column, or a column of ``current_rows`` when they are given.
     value_quantile : float
         The early-warning list keeps values at or above this quantile.
     top_drivers : int
@@ -231,23 +274,39 @@ def run_churn_stage(
     Raises
     ------
     ValueError
-        A bad argument, before any job runs.
+        A bad argument (including ``current_rows`` without the RFM columns or with a
+        customer twice, or a given cutoff not before ``as_of``), before any job runs; a
+        given cutoff not before the latest purchase date, before the two RFM runs.
     TooFewCustomersError
-        When either class (bought again, churned) has too few customers; nothing is
-        published.
+        When there is no current customer or either class (bought again, churned) has too
+        few labelled customers for the fit (the formula of
+        :func:`models.churn.fit_churn_model`); nothing is published.
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         When ``output_path`` may not be published to, before any job runs.
+
+    Notes
+    -----
+    The manifest's ``lines`` are the feature run's accounting: ``read == accepted +
+    rejected``, and every line dated after the cutoff is rejected as ``after_as_of``. That
+    is expected (it is how no information from after the cutoff reaches a feature), not a
+    sign of bad input; the other reasons are the input's real rejects. The label run's
+    accounting is in ``details.label_lines``.
     """
-    _check(
+    cutoff, as_of = _check(
         horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
     )
     horizon_days = int(horizon_days)
+    if current_rows is None and value not in _RFM_NUMERIC:
+        raise ValueError(f"value={value!r} should be one of the numeric RFM columns {_RFM_NUMERIC}")
+    given = None
+    if current_rows is not None:
+        given = _given_rows(current_rows, value, need_dates=as_of is None)
     say = reporter.progress("churn") if reporter else (lambda message: None)
     fs, out = get_filesystem(output_path)
     check_can_publish(fs, out, overwrite)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)
-    if current_rows is None:
+    if given is None:
         say("computing the current customers' RFM rows")
         frame, _manifest = current_features(
             input_paths,
@@ -258,18 +317,20 @@ def run_churn_stage(
             reporter=reporter,
         )
     else:
-        frame = pd.DataFrame.from_records(list(current_rows))
+        frame = given
     if frame.empty:
         raise TooFewCustomersError("no current customer: there is nothing to train on or score")
-    if value not in frame.columns:
-        raise ValueError(f"value={value!r} is not a column of the RFM rows")
     frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    latest = as_of or max(str(d)[:10] for d in frame["last_purchase"])
+    if as_of is not None:
+        latest, source = as_of, "as_of"
+    else:
+        latest = max(str(d)[:10] for d in frame["last_purchase"])
+        source = "latest purchase date"
     if cutoff is None:
-        cutoff, rule = (
-            default_cutoff(latest, horizon_days),
-            (f"latest date {latest} minus horizon_days={horizon_days}"),
-        )
+        cutoff = default_cutoff(latest, horizon_days)
+        rule = f"{source} {latest} minus horizon_days={horizon_days}"
+    elif cutoff >= latest:
+        raise ValueError(f"cutoff={cutoff!r} should be before the {source} {latest}")
     else:
         rule = "given"
     say(f"cutoff {cutoff} ({rule}), horizon {horizon_days} days")
@@ -330,7 +391,14 @@ def run_churn_stage(
         publication.write_file(
             EARLY_WARNING_CSV, warning_table.to_csv(index=False, lineterminator="\n")
         )
-        metadata = _plain(model.metadata())
+        metadata = _plain(
+            {
+                **model.metadata(),
+                "cutoff": data.cutoff,
+                "horizon_days": horizon_days,
+                "horizon_end": data.horizon_end,
+            }
+        )
         publication.write_file(
             METRICS_JSON, json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
         )
@@ -385,6 +453,7 @@ def run_churn_stage(
             ),
         )
         publication.commit(manifest)
+    say(f"published {written:,} scores and {len(manifest['outputs'])} files to {fs.uri(out)}")
     if reporter:
         lines = data.lines["features"]
         reporter.summary(

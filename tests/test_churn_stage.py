@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import models.churn_stage
 from hdfs_io import LocalFileSystem, PathExists, is_published
 from models.churn import load_model
 from models.churn_stage import (
@@ -37,11 +38,23 @@ def read_parts(directory):
     return rows
 
 
+def days_before(date, days):
+    return (datetime.date.fromisoformat(date) - datetime.timedelta(days=days)).isoformat()
+
+
 @pytest.fixture(scope="module")
 def log(tmp_path_factory):
     path = tmp_path_factory.mktemp("churn-log") / "log.csv"
     generate(str(path), customers=1500, seed=11)
     return path
+
+
+@pytest.fixture(scope="module")
+def current(log, tmp_path_factory):
+    """The RFM stage's rows of the log (as of its latest purchase date)."""
+    out = tmp_path_factory.mktemp("rfm") / "rfm"
+    rows, _manifest = run_rfm_stage([str(log)], str(out), schema=CANONICAL, conf_paths=[])
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +66,21 @@ def published(log, tmp_path_factory):
     return out, scored, model, manifest
 
 
-def test_every_current_customer_is_scored_once_and_published(log, published, tmp_path):
-    out, scored, _model, manifest = published
+@pytest.fixture
+def no_jobs(monkeypatch):
+    """Make any RFM run of the stage fail the test."""
+
+    def ran(*args, **kwargs):
+        raise AssertionError("a MapReduce job ran")
+
+    monkeypatch.setattr(models.churn_stage, "current_features", ran)
+    monkeypatch.setattr(models.churn_stage, "build_churn_dataset", ran)
+
+
+def test_every_current_customer_is_scored_once_and_published(current, published):
+    out, scored, model, manifest = published
     assert is_published(LocalFileSystem(), str(out))
     rows = read_parts(out)
-    current, _ = run_rfm_stage([str(log)], str(tmp_path / "rfm"), schema=CANONICAL)
     assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in current)
     csv = pd.read_csv(out / SCORES_CSV, dtype={"customer_id": str})
     assert csv["customer_id"].tolist() == [r["customer_id"] for r in rows]
@@ -65,32 +88,47 @@ def test_every_current_customer_is_scored_once_and_published(log, published, tmp
     assert "drivers_text" in csv.columns and "drivers" not in csv.columns
     p = np.array([r["churn_probability"] for r in rows])
     assert ((p >= 0) & (p <= 1)).all()
+    high, medium = model.tiers["high"], model.tiers["medium"]
+    expected = np.where(p >= high, "high", np.where(p >= medium, "medium", "low"))
     tiers = np.array([r["risk_tier"] for r in rows])
-    assert (tiers[p >= 0.7] == "high").all() and (tiers[p < 0.4] == "low").all()
+    assert (tiers == expected).all()
+    assert set(tiers) == {"high", "medium", "low"}
     assert all(
-        r["value_at_risk"] == pytest.approx(r["churn_probability"] * r["value"]) for r in rows
+        r["value_at_risk"] == pytest.approx(r["churn_probability"] * r["value"], rel=1e-12)
+        and r["value"] == r["total_value"]
+        for r in rows
     )
     assert all(d["effect"] > 0 for r in rows for d in r["drivers"])
     assert manifest["details"]["tiers"] == {
         t: int((tiers == t).sum()) for t in ("high", "medium", "low")
     }
-    assert manifest["rows_written"] == len(rows) == len(scored)
+    assert (
+        manifest["rows_written"]
+        == len(rows)
+        == len(scored)
+        == manifest["details"]["scored_customers"]
+    )
+    assert manifest["details"]["value_at_risk_total"] == pytest.approx(
+        sum(r["value_at_risk"] for r in rows)
+    )
 
 
-def test_default_cutoff_is_the_latest_purchase_minus_the_horizon(log, published, tmp_path):
-    _out, _scored, model, manifest = published
-    rows = read_parts(published[0])
+def test_default_cutoff_is_the_latest_purchase_minus_the_horizon(current, published):
+    out, _scored, model, manifest = published
     details = manifest["details"]
-    latest = details["scored_as_of"]
-    current, _ = run_rfm_stage([str(log)], str(tmp_path / "rfm"), schema=CANONICAL)
-    assert latest == max(r["last_purchase"][:10] for r in current)
-    expected = datetime.date.fromisoformat(latest) - datetime.timedelta(days=90)
-    assert details["cutoff"] == expected.isoformat() == model.info["cutoff"]
-    assert "minus horizon_days=90" in details["cutoff_rule"]
+    latest = max(r["last_purchase"][:10] for r in current)
+    assert details["scored_as_of"] == latest
+    assert details["cutoff"] == days_before(latest, 90) == model.info["cutoff"]
+    assert details["horizon_end"] == latest
+    assert details["cutoff_rule"] == f"latest purchase date {latest} minus horizon_days=90"
+    assert manifest["parameters"]["cutoff"] is None
     lines = manifest["lines"]
     assert lines["read"] == lines["accepted"] + lines["rejected"]
     assert lines["rejected_by_reason"]["after_as_of"] > 0  # the lines after the cutoff
-    assert len(rows) > details["labelled_customers"]  # customers who joined after it
+    labels = details["label_lines"]
+    assert labels["read"] == lines["read"] == labels["accepted"] + labels["rejected"]
+    assert "after_as_of" not in labels["rejected_by_reason"]  # the horizon ends at the log's end
+    assert len(read_parts(out)) > details["labelled_customers"]  # customers who joined after it
 
 
 def test_early_warning_lists_high_value_customers_at_high_risk_by_value_at_risk(published):
@@ -104,35 +142,71 @@ def test_early_warning_lists_high_value_customers_at_high_risk_by_value_at_risk(
     at_risk = [w["value_at_risk"] for w in warning]
     assert at_risk == sorted(at_risk, reverse=True)
     assert [w["rank"] for w in warning] == list(range(1, len(warning) + 1))
+    expected = scored[(scored["risk_tier"] == "high") & (scored["value"] >= threshold)]
+    assert sorted(w["customer_id"] for w in warning) == sorted(expected["customer_id"])
     csv = pd.read_csv(out / EARLY_WARNING_CSV, dtype={"customer_id": str})
+    assert csv.columns[0] == "rank" and "drivers_text" in csv.columns
     assert csv["customer_id"].tolist() == [w["customer_id"] for w in warning]
 
 
-def test_metrics_are_valid_json_and_beat_chance(published):
+def test_metrics_and_manifest_are_valid_json_and_the_model_beats_chance(published):
     out, _scored, model, manifest = published
     metrics = json.loads((out / METRICS_JSON).read_text(), parse_constant=_no_nan)
+    json.loads((out / "_manifest.json").read_text(), parse_constant=_no_nan)
     assert metrics["chosen"] == model.chosen == manifest["details"]["chosen"]
-    assert 0.5 < metrics["metrics"]["roc_auc"] <= 1.0
-    assert metrics["metrics"] == pytest.approx(manifest["details"]["metrics"])
-    assert metrics["info"]["horizon_days"] == 90
+    held_out = metrics["metrics"]
+    assert 0.5 < held_out["roc_auc"] <= 1.0
+    assert 0.0 < held_out["brier"] < 0.25  # better than a constant 0.5
+    assert held_out == pytest.approx(manifest["details"]["metrics"])
+    details = manifest["details"]
+    for key in ("cutoff", "horizon_days", "horizon_end"):
+        assert metrics[key] == metrics["info"][key] == details[key]
+    assert sorted(manifest["outputs"]) == sorted(
+        [SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE]
+    )
 
 
-def test_published_model_loads_and_gives_the_published_probabilities(log, published, tmp_path):
-    out, _scored, _model, _manifest = published
+def test_published_model_loads_and_gives_the_published_probabilities(current, published):
+    out, _scored, model, _manifest = published
     loaded = load_model(out / MODEL_FILE)
-    current, _ = run_rfm_stage([str(log)], str(tmp_path / "rfm"), schema=CANONICAL)
-    current.sort(key=lambda r: r["customer_id"])
-    rows = read_parts(out)
-    p = loaded.predict_proba(current)
-    assert np.allclose(p, [r["churn_probability"] for r in rows], rtol=0, atol=1e-12)
+    assert loaded.chosen == model.chosen and loaded.info["cutoff"] == model.info["cutoff"]
+    rows = sorted(current, key=lambda r: r["customer_id"])
+    p = loaded.predict_proba(rows)
+    assert np.allclose(p, [r["churn_probability"] for r in read_parts(out)], rtol=0, atol=1e-12)
 
 
-def test_given_current_rows_give_the_same_scores_as_computing_them(log, published, tmp_path):
-    current, _ = run_rfm_stage([str(log)], str(tmp_path / "rfm"), schema=CANONICAL)
+def test_given_current_rows_give_the_same_scores_as_computing_them(
+    log, current, published, tmp_path
+):
     out = tmp_path / "churn"
-    run_churn_stage([str(log)], str(out), schema=CANONICAL, horizon_days=90, current_rows=current)
-    assert (out / "part-00000").read_bytes() == (published[0] / "part-00000").read_bytes()
-    assert (out / SCORES_CSV).read_bytes() == (published[0] / SCORES_CSV).read_bytes()
+    latest = max(r["last_purchase"][:10] for r in current)
+    _scored, _model, manifest = run_churn_stage(
+        [str(log)],
+        str(out),
+        schema=CANONICAL,
+        horizon_days=90,
+        current_rows=list(reversed(current)),
+        as_of=latest,
+        conf_paths=[],
+    )
+    for name in ("part-00000", SCORES_CSV, EARLY_WARNING_JSONL, EARLY_WARNING_CSV):
+        assert (out / name).read_bytes() == (published[0] / name).read_bytes(), name
+    assert manifest["lines"] == published[3]["lines"]
+    assert manifest["details"]["cutoff_rule"] == f"as_of {latest} minus horizon_days=90"
+
+
+def test_as_of_moves_the_scoring_date_and_the_default_cutoff(log, current, tmp_path):
+    latest = max(r["last_purchase"][:10] for r in current)
+    as_of = days_before(latest, 120)
+    scored, model, manifest = run_churn_stage(
+        [str(log)], str(tmp_path / "churn"), schema=CANONICAL, as_of=as_of, conf_paths=[]
+    )
+    assert manifest["details"]["scored_as_of"] == as_of
+    assert model.info["cutoff"] == days_before(as_of, 90)
+    assert model.info["horizon_end"] == as_of
+    known = sorted(r["customer_id"] for r in current if r["first_purchase"][:10] <= as_of)
+    assert scored["customer_id"].tolist() == known
+    assert 0 < len(known) < len(current)  # customers who joined after as_of are not scored
 
 
 def test_too_few_customers_raise_and_publish_nothing(tmp_path):
@@ -142,33 +216,68 @@ def test_too_few_customers_raise_and_publish_nothing(tmp_path):
         "O1,C1,2024-01-01,I1,1,2.50\nO2,C2,2024-03-01,I1,1,2.50\nO3,C1,2024-06-01,I2,1,4.00\n"
     )
     out = tmp_path / "churn"
-    with pytest.raises(TooFewCustomersError, match="each class needs"):
-        run_churn_stage([str(data)], str(out), schema=CANONICAL, horizon_days=30)
+    with pytest.raises(
+        TooFewCustomersError, match="1 customers bought again and 1 churned; each class needs"
+    ):
+        run_churn_stage([str(data)], str(out), schema=CANONICAL, horizon_days=30, conf_paths=[])
     assert not out.exists()
+    assert list(tmp_path.iterdir()) == [data]  # no staging directory left either
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"horizon_days": 0}, "horizon_days=0"),
+        ({"horizon_days": 90.0}, "horizon_days=90.0"),
         ({"cutoff": "2024-13-01"}, "cutoff='2024-13-01'"),
-        ({"value_quantile": 1.0}, "value_quantile=1.0"),
+        ({"as_of": "30/12/2024"}, "as_of='30/12/2024'"),
+        ({"cutoff": "2024-06-01", "as_of": "2024-06-01"}, "cutoff='2024-06-01' should be before"),
         ({"value": "shoe_size"}, "value='shoe_size'"),
+        ({"value": "last_purchase"}, "value='last_purchase'"),
+        ({"value_quantile": 1.0}, "value_quantile=1.0"),
+        ({"early_warning_limit": 0}, "early_warning_limit=0"),
+        ({"top_drivers": -1}, "top_drivers=-1"),
+        ({"top_drivers": 9}, "top_drivers=9 should be <= 8"),
+        ({"seed": -1}, "seed=-1"),
     ],
 )
-def test_bad_arguments_are_refused_before_publishing(log, tmp_path, kwargs, message):
+def test_bad_arguments_are_refused_before_any_job_runs(log, tmp_path, no_jobs, kwargs, message):
     out = tmp_path / "churn"
-    current = [{"customer_id": "C1", "last_purchase": "2024-01-01", "total_value": 1.0}]
     with pytest.raises(ValueError, match=message):
-        run_churn_stage([str(log)], str(out), schema=CANONICAL, current_rows=current, **kwargs)
+        run_churn_stage([str(log)], str(out), schema=CANONICAL, **kwargs)
     assert not out.exists()
 
 
-def test_an_existing_output_is_refused_before_any_job(log, tmp_path):
+@pytest.mark.parametrize(
+    "change, kwargs, message",
+    [
+        (lambda rows: rows, {"value": "shoe_size"}, "value='shoe_size' is not a column"),
+        (
+            lambda rows: [{k: v for k, v in r.items() if k != "last_purchase"} for r in rows],
+            {},
+            r"lack the RFM columns \['last_purchase'\]",
+        ),
+        (lambda rows: [{"customer_id": "C1", "total_value": 1.0}], {}, "lack the RFM columns"),
+        (lambda rows: rows + rows[:1], {}, "more than once"),
+        (lambda rows: rows, {"cutoff": "2099-01-01"}, "cutoff='2099-01-01' should be before"),
+    ],
+)
+def test_bad_current_rows_are_refused_before_any_job_runs(
+    log, current, tmp_path, no_jobs, change, kwargs, message
+):
+    out = tmp_path / "churn"
+    with pytest.raises(ValueError, match=message):
+        run_churn_stage(
+            [str(log)], str(out), schema=CANONICAL, current_rows=change(current), **kwargs
+        )
+    assert not out.exists()
+
+
+def test_an_existing_output_is_refused_before_any_job_runs(log, tmp_path, no_jobs):
     out = tmp_path / "churn"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(PathExists):
         run_churn_stage([str(log)], str(out), schema=CANONICAL)
-    assert (out / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "mine"
