@@ -47,8 +47,9 @@ Published layout (``<output>/``)
     ``lines``: the feature run's accounting (read = accepted + rejected; the lines after
     the cutoff are rejected as ``after_as_of``); ``details``: the cutoff and how it was
     chosen, the horizon, the labelled customers and their churn rate, the label run's
-    lines, the chosen model and its held-out metrics, customers per risk tier, the total
-    value at risk and the early-warning count.
+    lines (``label_lines``), the scored customers' RFM run's lines (``current_lines``,
+    ``null`` when the rows were given), the chosen model and its held-out metrics,
+    customers per risk tier, the total value at risk and the early-warning count.
 """
 
 import datetime
@@ -290,7 +291,8 @@ def run_churn_stage(
     rejected``, and every line dated after the cutoff is rejected as ``after_as_of``. That
     is expected (it is how no information from after the cutoff reaches a feature), not a
     sign of bad input; the other reasons are the input's real rejects. The label run's
-    accounting is in ``details.label_lines``.
+    accounting is in ``details.label_lines``, and the run that computed the scored
+    customers' rows in ``details.current_lines`` (``None`` when ``current_rows`` are given).
     """
     cutoff, as_of = _check(
         horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
@@ -306,9 +308,10 @@ def run_churn_stage(
     check_can_publish(fs, out, overwrite)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)
+    current_lines = None
     if given is None:
         say("computing the current customers' RFM rows")
-        frame, _manifest = current_features(
+        frame, current_manifest = current_features(
             input_paths,
             schema=schema,
             as_of=as_of,
@@ -316,6 +319,7 @@ def run_churn_stage(
             conf_paths=conf_paths,
             reporter=reporter,
         )
+        current_lines = current_manifest["lines"]
     else:
         frame = given
     if frame.empty:
@@ -438,6 +442,7 @@ def run_churn_stage(
                     "labelled_customers": int(len(data.frame)),
                     "churn_rate": float(data.frame["churned"].mean()),
                     "label_lines": data.lines["labels"],
+                    "current_lines": current_lines,
                     "scored_customers": int(len(scored)),
                     "chosen": model.chosen,
                     "calibration": model.calibration,

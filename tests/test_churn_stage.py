@@ -128,6 +128,8 @@ def test_default_cutoff_is_the_latest_purchase_minus_the_horizon(current, publis
     labels = details["label_lines"]
     assert labels["read"] == lines["read"] == labels["accepted"] + labels["rejected"]
     assert "after_as_of" not in labels["rejected_by_reason"]  # the horizon ends at the log's end
+    scored_run = details["current_lines"]  # the RFM run of the scored customers' rows
+    assert scored_run == labels  # as of the latest purchase: the same lines as the label run
     assert len(read_parts(out)) > details["labelled_customers"]  # customers who joined after it
 
 
@@ -192,6 +194,7 @@ def test_given_current_rows_give_the_same_scores_as_computing_them(
     for name in ("part-00000", SCORES_CSV, EARLY_WARNING_JSONL, EARLY_WARNING_CSV):
         assert (out / name).read_bytes() == (published[0] / name).read_bytes(), name
     assert manifest["lines"] == published[3]["lines"]
+    assert manifest["details"]["current_lines"] is None  # no RFM run for the given rows
     assert manifest["details"]["cutoff_rule"] == f"as_of {latest} minus horizon_days=90"
 
 
@@ -207,6 +210,9 @@ def test_as_of_moves_the_scoring_date_and_the_default_cutoff(log, current, tmp_p
     known = sorted(r["customer_id"] for r in current if r["first_purchase"][:10] <= as_of)
     assert scored["customer_id"].tolist() == known
     assert 0 < len(known) < len(current)  # customers who joined after as_of are not scored
+    scored_run = manifest["details"]["current_lines"]
+    assert scored_run["read"] == scored_run["accepted"] + scored_run["rejected"]
+    assert scored_run["rejected_by_reason"]["after_as_of"] > 0  # the lines after as_of
 
 
 def test_too_few_customers_raise_and_publish_nothing(tmp_path):
