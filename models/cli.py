@@ -354,6 +354,7 @@ def build_parser():
     sa.add_argument("inputs", nargs="+", help="order-line files or directories")
     sa.add_argument("-o", "--output", required=True, help="directory to publish the series to")
     sa.add_argument("--overwrite", action="store_true")
+    sa.add_argument("--as-of", help="YYYY-MM-DD: leave out the lines after it (default: none)")
     _add_runner_args(sa)
     add_input_schema_args(sa.add_argument)
     _add_sales_args(sa, "--period", "--top-n")
@@ -518,6 +519,7 @@ def _cmd_sales(args, reporter):
         args.inputs,
         args.output,
         schema=_schema(args, args.inputs),
+        as_of=args.as_of,
         runner=args.runner,
         conf_paths=_conf_paths(args),
         overwrite=args.overwrite,

@@ -51,6 +51,7 @@ results of a kept stage that later stages need (the RFM rows, the scored custome
 sales series) are read back from its published output.
 """
 
+import datetime
 import json
 
 import pandas as pd
@@ -66,6 +67,7 @@ from hdfs_io import (
 from models.manifest import Stopwatch, redact, versions
 from models.rfm_stage import run_rfm_stage
 from models.segments_stage import run_segments_stage
+from mr_jobs.records import parse_as_of
 
 __all__ = ["run_pipeline", "ResumeError", "STAGES", "DEFAULT_OUTPUT_ROOT", "RUN_RECORD"]
 
@@ -413,6 +415,7 @@ def _run_rfm(context):
         reporter=context["reporter"],
     )
     context["rows"] = rows
+    context["rfm_lines"] = manifest["lines"]
     return [_stage_entry("rfm", _uri(context, "rfm"), manifest)]
 
 
@@ -492,6 +495,7 @@ def _run_sales(context):
         context["inputs"],
         _uri(context, "sales"),
         schema=context["schema"],
+        as_of=context["as_of"],
         runner=context["runner"],
         conf_paths=context["conf_paths"],
         overwrite=context["overwrite"],
@@ -503,12 +507,20 @@ def _run_sales(context):
     return [_stage_entry("sales", _uri(context, "sales"), manifest)]
 
 
-def _data_span(rows):
-    """(first, last) purchase dates over the RFM rows: the span of the accepted lines."""
+def _data_span(rows, as_of=None, lines=None):
+    """(first, last) days the accepted lines cover, from the RFM rows.
+
+    The span runs from the first to the last purchase date, except that a log cut by
+    ``as_of`` (the RFM run rejected lines as ``after_as_of``) covers every day up to
+    ``as_of``, purchase or not.
+    """
     if not rows:
         return None
     first = min(r["first_purchase"][:10] for r in rows)
     last = max(r["last_purchase"][:10] for r in rows)
+    cut = as_of is not None and lines and lines["rejected_by_reason"].get("after_as_of", 0) > 0
+    if cut:
+        last = max(last, datetime.date.fromordinal(parse_as_of(as_of)).isoformat())
     return first, last
 
 
@@ -519,7 +531,7 @@ def _run_forecasts(context):
         context["series"],
         _uri(context, "forecasts"),
         period=context["sales_period"],
-        data_span=_data_span(context["rows"]),
+        data_span=_data_span(context["rows"], context["as_of"], context.get("rfm_lines")),
         source=_uri(context, "sales"),
         overwrite=context["overwrite"],
         reporter=context["reporter"],
@@ -582,6 +594,7 @@ def _resume_stage(stage, context, done):
         _after_data(context)
     elif stage == "rfm":
         context["rows"] = _read_rows(context, "rfm")
+        context["rfm_lines"] = done["rfm"]["lines"]
     elif stage == "rfm_segments":
         context["scored"] = pd.DataFrame.from_records(_read_rows(context, "rfm_segments"))
     elif stage == "sales":

@@ -30,15 +30,19 @@ Published layout (``<output>/``)
     The same rows in long format, with the header
     ``series,period,revenue,quantity,orders,customers`` (one row per series and period;
     pivot on ``period`` for a wide table).
+With ``as_of`` both passes reject the lines dated after it (``after_as_of``), as the RFM
+stage does, so the series end where the RFM rows of the same ``as_of`` do.
+
 ``_manifest.json``, ``_SUCCESS``
     Line accounting (of the series pass; the ranking pass reads the same lines and is
     checked to agree) and ``details``: ``period``, ``periods``, ``first_period``,
     ``last_period``, ``series``, ``top_n``, ``top_items`` (with their revenue), ``items``
     (distinct items seen), ``other_items`` (items in ``__other__``),
-    ``lines_without_item``, ``filled_rows`` and the seconds of each pass.
+    ``lines_without_item``, ``filled_rows``, ``as_of`` and the seconds of each pass.
 """
 
 import csv
+import datetime
 import io
 import json
 import os
@@ -52,6 +56,7 @@ from models.job_runner import AccountingError, run_job
 from models.manifest import Stopwatch, build_manifest
 from models.rfm_stage import write_json_parts
 from mr_jobs.job_options import schema_to_args
+from mr_jobs.records import parse_as_of
 from mr_jobs.sales import (
     COUNTER_GROUP_SALES,
     OTHER_SERIES,
@@ -170,6 +175,7 @@ def run_sales_stage(
     schema,
     period="W",
     top_n=20,
+    as_of=None,
     runner="inline",
     conf_paths=None,
     overwrite=False,
@@ -189,6 +195,8 @@ def run_sales_stage(
         Day, or Monday-to-Sunday week named by its Monday. Default ``W``.
     top_n : int
         Items with a series of their own (>= 0); the others make ``__other__``.
+    as_of : str, optional
+        ``YYYY-MM-DD``: the lines dated after it are rejected as ``after_as_of``.
     runner : str
         mrjob runner.
     conf_paths : list of str or None
@@ -206,7 +214,7 @@ def run_sales_stage(
     Raises
     ------
     ValueError
-        A bad ``period`` or ``top_n`` (before anything runs), or a top item whose id is
+        A bad ``period``, ``top_n`` or ``as_of`` (before anything runs), or a top item whose id is
         a reserved series name (``total``, ``__other__``).
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         When ``output_path`` may not be published to (before anything runs).
@@ -218,11 +226,15 @@ def run_sales_stage(
     See the module docstring for the passes, the series and the published layout.
     """
     _check_arguments(period, top_n)
+    if as_of is not None:
+        as_of = datetime.date.fromordinal(parse_as_of(as_of)).isoformat()
     say = reporter.progress("sales") if reporter else (lambda message: None)
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)
     base_args = schema_to_args(schema) + ["--period", period]
+    if as_of is not None:
+        base_args += ["--as-of", as_of]
     has_items = schema.has("item_id")
     with Publication(fs, out, overwrite=overwrite) as publication:
         total = sum(i["bytes"] for i in inputs)
@@ -293,6 +305,7 @@ def run_sales_stage(
                 "schema": schema.to_dict(),
                 "period": period,
                 "top_n": top_n,
+                "as_of": as_of,
                 "overwrite": overwrite,
             },
             runner=runner,
@@ -312,6 +325,7 @@ def run_sales_stage(
                 "items": items_seen,
                 "other_items": max(items_seen - len(top), 0),
                 "lines_without_item": without_item,
+                "as_of": as_of,
                 "rows_from_job": len(rows),
                 "filled_rows": len(filled) - len(rows),
                 "csv_layout": "long",

@@ -28,6 +28,9 @@ an item id
     job (they are not sums of the per-item counts, which would count a customer who buys
     two such items twice).
 
+With ``--as-of YYYY-MM-DD`` lines dated after that day are rejected as ``after_as_of``
+(as in the RFM job), so the series of a run with an ``as_of`` end where its RFM rows do.
+
 Lines with no item id (no item column, or an empty item field) count in ``total`` only.
 The names ``total`` and ``__other__`` are reserved: an item with such an id makes rows
 that share a series name with them (the stage refuses that; the job keeps them apart
@@ -79,7 +82,7 @@ from mrjob.step import MRStep
 
 from mr_jobs.base import OrderLineJob
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
-from mr_jobs.records import format_micros
+from mr_jobs.records import format_micros, parse_as_of
 
 __all__ = [
     "COUNTER_GROUP_SALES",
@@ -194,6 +197,11 @@ class MRSalesSeries(OrderLineJob):
             "items make the series __other__ (default: every item is a series)",
         )
         self.add_passthru_arg(
+            "--as-of",
+            default=None,
+            help="YYYY-MM-DD: reject the lines dated after it as after_as_of (default: none)",
+        )
+        self.add_passthru_arg(
             "--rank-items",
             action="store_true",
             help="output one row per item with its total revenue instead of the series",
@@ -229,8 +237,12 @@ class MRSalesSeries(OrderLineJob):
 
     # -- step 1 mapper: (series, period, customer) records -------------------------------
 
+    def _init_parser(self):
+        as_of = self.options.as_of
+        self.init_line_parser(until_ordinal=None if as_of is None else parse_as_of(as_of))
+
     def mapper_init_series(self):
-        self.init_line_parser()
+        self._init_parser()
         self._period = self.options.period
         self._combine_max = self.options.combine_max
         top = self.options.top_items
@@ -362,7 +374,7 @@ class MRSalesSeries(OrderLineJob):
     # -- --rank-items: total revenue per item -------------------------------------------------
 
     def mapper_init_items(self):
-        self.init_line_parser()
+        self._init_parser()
         self._items = {}
         self._combine_max = self.options.combine_max
         self._without_item = 0

@@ -18,7 +18,8 @@ with the same options and --resume to keep the stages that completed.
                             default: generate the built-in synthetic data)
   -o, --output-root PATH    results root, local or hdfs://     (default: ./crm-output)
   -f, --input-format NAME   canonical | cdnow                  (default: canonical)
-      --as-of YYYY-MM-DD    measure recency against this date (default: latest purchase)
+      --as-of YYYY-MM-DD    analysis date: later lines are left out, recency is measured
+                            against it (default: latest purchase)
       --min-support S       baskets: least share of baskets of a frequent item set
       --min-confidence C    baskets: least confidence of a rule
       --top-n N             recommendations per item and per customer

@@ -155,6 +155,28 @@ def test_pipeline_churn_scores_every_current_customer_once(pipeline_root):
     assert lines["read"] == lines["accepted"] + lines["rejected"]
 
 
+def test_pipeline_as_of_ends_the_sales_series_and_the_forecasts_data_there(tmp_path):
+    as_of = "2024-10-16"  # a Wednesday, 75 days before the generated log ends
+    root = tmp_path / "out"
+    assert main(["run", "-q", "-o", str(root), *FIXTURE_ARGS, "--as-of", as_of]) == 0
+    fs = LocalFileSystem()
+    rfm = read_manifest(fs, str(root / "rfm"))
+    sales = read_manifest(fs, str(root / "sales"))
+    after = rfm["lines"]["rejected_by_reason"]["after_as_of"]
+    assert after > 0
+    assert sales["lines"]["rejected_by_reason"]["after_as_of"] == after
+    assert sales["lines"]["read"] == rfm["lines"]["read"]
+    assert sales["parameters"]["as_of"] == as_of
+    assert sales["details"]["last_period"] == "2024-10-14"  # the Monday of as_of's week
+    forecasts = read_manifest(fs, str(root / "forecasts"))
+    assert forecasts["parameters"]["data_span"][1] == as_of  # not the last purchase before it
+    last = [d for d in forecasts["details"]["dropped_periods"] if d["period"] == "2024-10-14"]
+    assert [(d["reason"], d["days_covered"]) for d in last] == [("partial_last_week", 3)]
+    assert forecasts["details"]["last_period"] == "2024-10-07"  # the last whole week
+    churn = read_manifest(fs, str(root / "churn"))
+    assert churn["details"]["scored_as_of"] == as_of
+
+
 def _published_files(root, stages):
     """{(stage, file): content} of the published results, without the times they hold:
     manifests, the model file (a zip with dates; the scores it gives are in the part

@@ -296,9 +296,41 @@ def test_empty_input_publishes_no_series_and_zero_lines(tmp_path):
     assert (tmp_path / "s" / SERIES_CSV).read_text() == ",".join(SALES_COLUMNS) + "\n"
 
 
+def test_as_of_leaves_out_later_lines_as_if_the_log_ended_there(toy_files, tmp_path):
+    # I1 has the most revenue over the whole log (7.40, of which 5.00 on 2023-01-22) but
+    # only 2.40 up to 2023-01-16, when I2 (3.40) leads: the ranking pass is cut too.
+    schema = PRESETS["canonical"]
+    frame, manifest = run_sales_stage(
+        [str(p) for p in toy_files], str(tmp_path / "cut"), schema=schema, top_n=1, as_of=W3
+    )
+    truncated = tmp_path / "truncated.csv"
+    truncated.write_text(
+        FILE_A
+        + "".join(line + "\n" for line in FILE_B.splitlines()[1:] if "2023-01-22" not in line)
+    )
+    _frame, expected = run_sales_stage(
+        [str(truncated)], str(tmp_path / "expected"), schema=schema, top_n=1
+    )
+    assert manifest["details"]["top_items"] == [{"item_id": "I2", "revenue": 3.4}]
+    assert (tmp_path / "cut" / SERIES_CSV).read_bytes() == (
+        tmp_path / "expected" / SERIES_CSV
+    ).read_bytes()
+    assert frame["period"].max() == pd.Timestamp(W3)
+    lines = manifest["lines"]
+    assert lines["rejected_by_reason"] == {"after_as_of": 1, "header": 2}
+    assert lines["read"] == lines["accepted"] + lines["rejected"] == 9
+    assert lines["accepted"] == expected["lines"]["accepted"]
+    assert manifest["parameters"]["as_of"] == manifest["details"]["as_of"] == W3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"period": "M"}, "period='M'"), ({"top_n": -1}, "top_n=-1"), ({"top_n": 2.5}, "top_n=2.5")],
+    [
+        ({"period": "M"}, "period='M'"),
+        ({"top_n": -1}, "top_n=-1"),
+        ({"top_n": 2.5}, "top_n=2.5"),
+        ({"as_of": "2023-02-30"}, "as_of='2023-02-30'"),
+    ],
 )
 def test_bad_arguments_are_refused_before_running(tmp_path, kwargs, message):
     missing_input = str(tmp_path / "does-not-exist.csv")  # never read: refused first
