@@ -1,14 +1,33 @@
-"""Choosing a filesystem from a path or URI, and joining paths."""
+"""Choosing a filesystem from a path or URI, joining paths, and refusing overlapping ones.
+
+Overlapping paths
+-----------------
+:func:`check_disjoint` refuses, before any work, an output that is equal to, inside or
+around an input (``-o orders --overwrite`` would delete the input; an output inside an
+input directory is read back as input by the next run), and two outputs equal or nested
+(one would replace the other). Local paths are compared resolved
+(:func:`os.path.realpath`: symbolic links followed); ``hdfs://`` URIs by their normalised
+path, whatever the authority (every ``hdfs://`` path goes to the one configured WebHDFS
+URL, see :func:`get_filesystem`). A local path and an HDFS path never overlap.
+"""
 
 import os
 import posixpath
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from .errors import StorageError
+from .errors import StorageError, UnsafePathError
 from .local import LocalFileSystem, local_path
 from .webhdfs import DEFAULT_BACKOFF, DEFAULT_RETRIES, DEFAULT_TIMEOUT, WebHDFSFileSystem
 
-__all__ = ["get_filesystem", "webhdfs_settings", "join", "is_hdfs", "ENV_VARS"]
+__all__ = [
+    "get_filesystem",
+    "webhdfs_settings",
+    "join",
+    "is_hdfs",
+    "check_disjoint",
+    "OverlappingPathsError",
+    "ENV_VARS",
+]
 
 #: Configuration key -> environment variable read when the key is not in ``config``.
 ENV_VARS = {
@@ -203,3 +222,73 @@ def join(base, *parts):
         joined = posixpath.join(slash + path if slash else "/", *parts)
         return f"{head}://{authority}{joined}"
     return posixpath.join(base, *parts)
+
+
+class OverlappingPathsError(UnsafePathError):
+    """An output is, contains or lies inside an input or another output."""
+
+
+def _comparable(path):
+    """``(scheme, parts)`` of `path`, normalised for :func:`check_disjoint`."""
+    if is_hdfs(path):
+        hdfs_path = posixpath.normpath("/" + unquote(urlsplit(path).path).lstrip("/"))
+        return "hdfs", tuple(p for p in hdfs_path.split("/") if p)
+    resolved = os.path.realpath(local_path(path))
+    return "file", tuple(p for p in resolved.split(os.sep) if p)
+
+
+def _relation(a, b):
+    """How path `a` relates to `b`: "is the same as", "is inside", "contains" or None."""
+    (scheme_a, parts_a), (scheme_b, parts_b) = _comparable(a), _comparable(b)
+    if scheme_a != scheme_b:
+        return None
+    if parts_a == parts_b:
+        return "is the same as"
+    if parts_a[: len(parts_b)] == parts_b:
+        return "is inside"
+    if parts_b[: len(parts_a)] == parts_a:
+        return "contains"
+    return None
+
+
+def check_disjoint(inputs, outputs):
+    """Refuse outputs that overlap an input or each other.
+
+    Parameters
+    ----------
+    inputs : iterable of str
+        Input files or directories (local paths, ``file://`` or ``hdfs://`` URIs).
+    outputs : iterable of str
+        Output directories, same forms. None entries are ignored in both.
+
+    Raises
+    ------
+    OverlappingPathsError
+        Naming both paths, when an output is the same as, inside or containing an input,
+        or when two outputs are the same or nested.
+
+    Examples
+    --------
+    >>> check_disjoint(["/data/orders.csv"], ["/out/rfm", "/out/rfm_segments"])
+    >>> check_disjoint(["/data"], ["/data/rfm"])
+    Traceback (most recent call last):
+    ...
+    hdfs_io.paths.OverlappingPathsError: output '/data/rfm' is inside input '/data': ...
+    """
+    inputs = [os.fspath(p) for p in inputs if p is not None]
+    outputs = [os.fspath(p) for p in outputs if p is not None]
+    for i, output in enumerate(outputs):
+        for kind, other in [("input", p) for p in inputs] + [
+            ("output", p) for p in outputs[i + 1 :]
+        ]:
+            relation = _relation(output, other)
+            if relation:
+                raise OverlappingPathsError(
+                    "output %r %s %s %r: choose %s",
+                    output,
+                    relation,
+                    kind,
+                    other,
+                    "an output outside every input" if kind == "input" else "distinct outputs",
+                    path=output,
+                )

@@ -30,6 +30,14 @@ machine (``local``, ``local[N]``, ``local-cluster[...]``) unless the options say
   which it never removes, is removed when the run is over, failed or not.
 - A failed step raises :class:`JobFailedError` naming the job, the runner and the first
   exception found in Spark's log, instead of the whole ``spark-submit`` command line.
+
+Temporary files
+---------------
+mrjob keeps its working directory (which holds a copy of the input for the local runners)
+after a failed run, under ``/tmp`` with mode 0755. Every run here gets a private local
+temporary root instead (``tempfile.mkdtemp``: mode 0700, under :data:`TMP_ROOT_ENV` when
+set, else the system temporary directory), given to mrjob as ``--local-tmp-dir`` and
+removed when the run is over, succeeded, failed or interrupted.
 """
 
 import json
@@ -38,6 +46,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -50,6 +59,7 @@ from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED
 __all__ = [
     "RUNNERS",
     "SPARK_HDFS_TMP_DIR",
+    "TMP_ROOT_ENV",
     "JobRun",
     "AccountingError",
     "JobFailedError",
@@ -64,6 +74,10 @@ RUNNERS = ("inline", "local", "hadoop", "emr", "spark")
 #: Where Spark runs with an ``hdfs://`` output keep mrjob's temporary files, on the
 #: output's namenode, when no ``spark_tmp_dir`` is set.
 SPARK_HDFS_TMP_DIR = "/tmp/crm-mapreduce/spark"
+
+#: Environment variable naming the directory under which each run's private temporary
+#: root is made (default: the system temporary directory).
+TMP_ROOT_ENV = "CRM_MR_TMP_DIR"
 
 
 class AccountingError(RuntimeError):
@@ -196,22 +210,41 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
     if not input_paths:
         raise ValueError("input_paths is empty: give at least one input file or directory")
     input_paths = [str(p) for p in input_paths]
-    argv = ["-r", runner]
-    if conf_paths is not None:
-        argv += ["--no-conf"] if not conf_paths else [a for p in conf_paths for a in ("-c", p)]
-    argv += list(args)
-    job = job_cls(args=argv + input_paths)
-    if runner == "spark":
-        extra = _spark_args(job, input_paths)
-        if extra:
-            job = job_cls(args=argv + extra + input_paths)
-    if progress:
-        progress(f"running {job_cls.__name__} with the {runner} runner")
+    with _private_tmp_dir() as local_tmp:
+        argv = ["-r", runner, "--local-tmp-dir", local_tmp]
+        if conf_paths is not None:
+            argv += ["--no-conf"] if not conf_paths else [a for p in conf_paths for a in ("-c", p)]
+        argv += list(args)
+        job = job_cls(args=argv + input_paths)
+        if runner == "spark":
+            extra = _spark_args(job, input_paths)
+            if extra:
+                job = job_cls(args=argv + extra + input_paths)
+        if progress:
+            progress(f"running {job_cls.__name__} with the {runner} runner")
+        with _run(job, job_cls.__name__, runner) as run:
+            yield run
+
+
+@contextmanager
+def _private_tmp_dir():
+    """A fresh 0700 directory for mrjob's local files, removed however the run ends."""
+    root = os.environ.get(TMP_ROOT_ENV) or None
+    path = tempfile.mkdtemp(prefix="crm-mr-", dir=root)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _run(job, job_name, runner):
+    """Run ``job`` once; yield its :class:`JobRun`. Prior validation is assumed."""
     started = time.perf_counter()
     with job.make_runner() as mr_runner:
         try:
             if runner == "spark":
-                _run_on_spark(mr_runner, job_cls.__name__, job.options.output_dir)
+                _run_on_spark(mr_runner, job_name, job.options.output_dir)
             else:
                 mr_runner.run()
             yield JobRun(mr_runner, time.perf_counter() - started)
