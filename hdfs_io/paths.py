@@ -270,10 +270,11 @@ def check_disjoint(inputs, outputs):
     Examples
     --------
     >>> check_disjoint(["/data/orders.csv"], ["/out/rfm", "/out/rfm_segments"])
-    >>> check_disjoint(["/data"], ["/data/rfm"])
-    Traceback (most recent call last):
-    ...
-    hdfs_io.paths.OverlappingPathsError: output '/data/rfm' is inside input '/data': ...
+    >>> try:
+    ...     check_disjoint(["/data"], ["/data/rfm"])
+    ... except OverlappingPathsError as e:
+    ...     print(e)
+    output '/data/rfm' is inside input '/data': choose an output outside every input
     """
     inputs = [os.fspath(p) for p in inputs if p is not None]
     outputs = [os.fspath(p) for p in outputs if p is not None]
