@@ -8,10 +8,24 @@ Typical use::
     with Publication(fs, out, overwrite=True) as pub:
         pub.write_part(0, lines)
         pub.commit({"job": "segments"})
+
+Credentials never leave through this package: :func:`redact_uri` (one home, in
+:mod:`hdfs_io.errors`) masks URI passwords and ``delegation=``/token parameters in error
+messages, in :meth:`FileSystem.uri` results and, once :func:`install_log_redaction` ran (at
+import), in the log records of ``hdfs``, ``urllib3`` and ``requests``.
 """
 
 from .base import FileSystem, read_parts
-from .errors import PathExists, PathNotFound, StorageError, UnsafePathError
+from .errors import (
+    PathExists,
+    PathNotFound,
+    RedactSecretsFilter,
+    StorageError,
+    UnsafePathError,
+    install_log_redaction,
+    redact_secrets,
+    redact_uri,
+)
 from .local import LocalFileSystem
 from .paths import get_filesystem, is_hdfs, join, webhdfs_settings
 from .publish import (
@@ -49,4 +63,8 @@ __all__ = [
     "PathNotFound",
     "PathExists",
     "UnsafePathError",
+    "redact_uri",
+    "redact_secrets",
+    "RedactSecretsFilter",
+    "install_log_redaction",
 ]

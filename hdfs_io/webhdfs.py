@@ -18,7 +18,14 @@ import urllib3
 from hdfs.util import HdfsError
 
 from .base import FileSystem, encode_lines, local_file_chunks
-from .errors import PathExists, PathNotFound, StorageError
+from .errors import (
+    PathExists,
+    PathNotFound,
+    StorageError,
+    install_log_redaction,
+    redact_uri,
+    shorten,
+)
 
 __all__ = ["WebHDFSFileSystem", "DEFAULT_TIMEOUT", "DEFAULT_RETRIES", "DEFAULT_BACKOFF"]
 
@@ -40,8 +47,6 @@ _CONNECTION_ERRORS = (
 #: Lines of a data stream are sent in chunks of about this size (streamed, never all in memory).
 _WRITE_CHUNK = 1 << 20
 
-_SECRET_PARAM_RE = re.compile(r"(?i)\b(delegation|token|password|passwd|secret)=[^&\s'\"]+")
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s'\"]*@")
 _CONN_PREFIX_RE = re.compile(r"^<?[\w.]*HTTPS?Connection[^:]*>?:\s*")
 #: Start of the Java stack trace that Hadoop 3 appends to some RemoteException messages.
 _JAVA_STACK_RE = re.compile(r"\s*\n\s*at [\w$.<>/-]+\(")
@@ -49,26 +54,7 @@ _JAVA_STACK_RE = re.compile(r"\s*\n\s*at [\w$.<>/-]+\(")
 _WRONG_TYPE_RE = re.compile(r"(?i)not a (?:file|directory)|must both be directories")
 
 
-class _RedactSecretsFilter(logging.Filter):
-    """Logging filter masking credential query parameters (``delegation=...``).
-
-    urllib3 logs every request line, query included, at DEBUG level, which would put a
-    delegation token in the logs of anyone debugging a run.
-    """
-
-    def filter(self, record):
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the handler's business (handleError)
-            return True
-        redacted = _SECRET_PARAM_RE.sub(r"\1=***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-_REDACT_FILTER = _RedactSecretsFilter()
-logging.getLogger("urllib3.connectionpool").addFilter(_REDACT_FILTER)
+install_log_redaction()
 
 
 def _display_url(url):
@@ -81,6 +67,24 @@ def _display_url(url):
         netloc = parts.netloc.rpartition("@")[2]
         shown.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/"))
     return ";".join(shown)
+
+
+def _without_password(fs_uri):
+    """Return the ``hdfs://[user@]host:port`` prefix `fs_uri` without any password."""
+    scheme, _, rest = fs_uri.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return fs_uri
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+
+
+def _looks_like_html(text, content_type):
+    """Tell whether an error body is an HTML page rather than WebHDFS's JSON."""
+    if "html" in (content_type or "").lower():
+        return True
+    head = text.lstrip()[:200].lower()
+    return head.startswith(("<!doctype html", "<html")) or "<html" in head
 
 
 def _origin(url):
@@ -257,7 +261,7 @@ class WebHDFSFileSystem(FileSystem):
         self.timeout = _check_timeout(timeout)
         self.retries = retries
         self.backoff = float(backoff)
-        self.fs_uri = (fs_uri or "hdfs://").rstrip("/")
+        self.fs_uri = _without_password((fs_uri or "hdfs://").rstrip("/"))
         if not self.fs_uri.lower().startswith("hdfs://"):
             self.fs_uri = "hdfs://"
         self._secrets = tuple(s for s in {token, quote(token, safe="")} if s) if token else ()
@@ -276,7 +280,17 @@ class WebHDFSFileSystem(FileSystem):
         # HdfsCLI expands '#LATEST' path components into the newest entry: take paths literally
         # (they reach the client already absolute and normalised).
         client.resolve = _literal_path
+        self._failed_response = None
+        client._session.hooks["response"].append(self._remember_failure)
         self._client = client
+        install_log_redaction()  # again: logging may have been configured since the import
+
+    def _remember_failure(self, response, *args, **kwargs):
+        """Requests hook keeping the status and type of the last non-2xx answer."""
+        if response.status_code >= 300 and not response.is_redirect:
+            content_type = response.headers.get("Content-Type", "")
+            self._failed_response = (response.status_code, content_type)
+        return response
 
     def _kerberos_client(self, url, timeout):
         """Return an HdfsCLI KerberosClient, or raise a StorageError saying what is missing.
@@ -307,8 +321,7 @@ class WebHDFSFileSystem(FileSystem):
         text = str(text)
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        text = _SECRET_PARAM_RE.sub(r"\1=***", text)
-        return _USERINFO_RE.sub(r"\1", text)
+        return redact_uri(text)
 
     def _cause(self, exc):
         """Short, credential-free description of a connection-level error.
@@ -330,15 +343,29 @@ class WebHDFSFileSystem(FileSystem):
         return cls("Cannot %s %r on WebHDFS %s: %s", action, path, self.url, cause, path=path)
 
     def _server_message(self, exc):
-        """The NameNode's message of an HdfsError: scrubbed, without Java stack trace."""
+        """The NameNode's message of an HdfsError: scrubbed, without Java stack trace, short."""
         raw = exc.message
         message = "" if raw is None else self._scrub(raw)
         message = _JAVA_STACK_RE.split(message, maxsplit=1)[0].strip()
-        if len(message) > 1000:
-            message = message[:1000] + "..."
-        return message
+        return shorten(message)
+
+    def _html_answer(self, exc):
+        """Say so briefly when the server answered with an HTML page (not WebHDFS), else None."""
+        status, content_type = self._failed_response or (None, "")
+        raw = exc.message
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        if getattr(exc, "exception", None) or not _looks_like_html(text, content_type):
+            return None
+        answered = f"HTTP {status}" if status else "an error"
+        return (
+            f"the server answered {answered} with an HTML page, not WebHDFS JSON: "
+            f"is {self.url} a WebHDFS endpoint (the NameNode HTTP address)?"
+        )
 
     def _hdfs_error(self, action, path, exc):
+        html = self._html_answer(exc)
+        if html:
+            return self._error(StorageError, action, path, html)
         message = self._server_message(exc)
         name = getattr(exc, "exception", None) or ""
         lowered = message.lower()
@@ -377,6 +404,7 @@ class WebHDFSFileSystem(FileSystem):
         attempt = 0
         while True:
             attempt += 1
+            self._failed_response = None
             try:
                 return func()
             except HdfsError as exc:
@@ -424,7 +452,7 @@ class WebHDFSFileSystem(FileSystem):
                     StorageError,
                     action,
                     path,
-                    f"unexpected response ({type(exc).__name__}: {self._scrub(exc)}); "
+                    f"unexpected response ({type(exc).__name__}: {shorten(self._scrub(exc))}); "
                     f"is {self.url} the NameNode HTTP address?",
                 ) from None
             except requests.exceptions.RequestException as exc:

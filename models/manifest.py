@@ -5,12 +5,18 @@ Keys: ``stage``, ``tool``, ``created``, ``runner``, ``inputs`` (path and bytes o
 ``parameters``, ``versions``, ``lines`` (read, accepted, rejected, rejected_by_reason; read
 always equals accepted + rejected), ``rows_written``, ``outputs`` (files beside the parts),
 ``timings`` (started, finished, seconds) and stage-specific ``details``.
+
+No credential is written: parameters whose names suggest one are replaced (:func:`redact`),
+and every string of the manifest passes through :func:`hdfs_io.redact_secrets` (URI
+passwords, ``delegation=`` and token parameters).
 """
 
 import datetime
 import platform
 import time
 from importlib import metadata
+
+from hdfs_io import redact_secrets
 
 __all__ = ["build_manifest", "redact", "versions", "Stopwatch"]
 
@@ -113,8 +119,9 @@ def build_manifest(
     Returns
     -------
     dict
+        Every string redacted by :func:`hdfs_io.redact_secrets`.
     """
-    return {
+    manifest = {
         "stage": stage,
         "tool": "crm-mapreduce",
         "created": _now(),
@@ -128,3 +135,4 @@ def build_manifest(
         "timings": stopwatch.as_dict(),
         "details": details or {},
     }
+    return redact_secrets(manifest)

@@ -62,8 +62,10 @@ from hdfs_io import (
     is_published,
     join,
     read_parts,
+    redact_secrets,
     write_file_atomically,
 )
+from hdfs_io.paths import check_disjoint
 from models.manifest import Stopwatch, redact, versions
 from models.rfm_stage import run_rfm_stage
 from models.segments_stage import run_segments_stage
@@ -159,10 +161,15 @@ def run_pipeline(
         With ``resume``, when the parameters or inputs differ from the previous run's.
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         Before any stage runs, when a result exists and ``overwrite`` is not set.
+    hdfs_io.paths.OverlappingPathsError
+        Before any stage runs, when an input is, contains or lies inside a stage's output.
     """
     fs, root = get_filesystem(output_root)
     paths = {stage: join(root, stage) for stage in STAGES}
     data_path = join(paths["data"], DATA_FILE)
+    if inputs:
+        outputs = [paths[stage] for stage in PUBLISHED] + [join(root, RUN_RECORD)]
+        check_disjoint(inputs, [fs.uri(path) for path in outputs])
     parameters = _normalised(
         redact(
             {
@@ -282,7 +289,7 @@ def _read_record(fs, path):
 
 
 def _write_record(fs, path, record):
-    text = json.dumps(record, indent=2)
+    text = json.dumps(redact_secrets(record), indent=2)
     write_file_atomically(fs, path, lambda tmp: fs.write(tmp, text), overwrite=True)
 
 
@@ -354,6 +361,22 @@ def _stage_entry(stage, path, manifest):
 
 def _skipped(stage, reason):
     return {"stage": stage, "status": "skipped", "output": None, "skipped": reason}
+
+
+def _skip(context, stage, reason):
+    """Report ``stage`` as skipped for ``reason``; its run-record entry."""
+    if context["reporter"]:
+        context["reporter"].progress(stage)(f"skipped: {reason}")
+    return _skipped(stage, reason)
+
+
+def _no_customer_reason(context):
+    """Why a stage that needs customers is skipped: the RFM run accepted no line."""
+    lines = context.get("rfm_lines") or {}
+    reason = "no accepted customer in the input"
+    if lines:
+        reason += f" (lines read={lines['read']}, rejected by reason: {lines['rejected_by_reason']})"
+    return reason
 
 
 # -- stages ------------------------------------------------------------------------------------
@@ -469,6 +492,8 @@ def _run_segments(context):
     from models.kmeans import TooFewPointsError
     from models.kmeans_stage import run_kmeans_stage
 
+    if not context["rows"]:
+        return [_skip(context, "segments", _no_customer_reason(context))]
     try:
         manifest = run_kmeans_stage(
             [_uri(context, "rfm_segments")],
@@ -544,6 +569,8 @@ def _run_churn(context):
     """The churn stage; recorded as skipped when either class has too few customers."""
     from models.churn_stage import TooFewCustomersError, run_churn_stage
 
+    if not context["rows"]:
+        return [_skip(context, "churn", _no_customer_reason(context))]
     try:
         _scored, _model, manifest = run_churn_stage(
             context["inputs"],

@@ -1,6 +1,12 @@
-"""Progress messages and one-line stage summaries, on standard error."""
+"""Progress messages and one-line stage summaries, on standard error.
+
+Every line written passes through :func:`hdfs_io.redact_uri`: a URI given with a password
+(``hdfs://ann:pw@nn/...``) or a ``delegation=`` token is never printed.
+"""
 
 import sys
+
+from hdfs_io import redact_uri
 
 __all__ = ["Reporter", "format_summary"]
 
@@ -30,7 +36,7 @@ class Reporter:
 
     def _write(self, text):
         stream = self.stream or sys.stderr
-        stream.write(text + "\n")
+        stream.write(redact_uri(text) + "\n")
         stream.flush()
 
     def progress(self, stage):
