@@ -79,6 +79,7 @@ from mr_jobs.rfm import RFM_COLUMNS
 
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
+    "MAX_HORIZON_DAYS",
     "SCORES_CSV",
     "EARLY_WARNING_CSV",
     "EARLY_WARNING_JSONL",
@@ -90,6 +91,8 @@ __all__ = [
 ]
 
 DEFAULT_HORIZON_DAYS = 90
+#: The longest horizon accepted: ten years.
+MAX_HORIZON_DAYS = 3650
 SCORES_CSV = "scores.csv"
 EARLY_WARNING_CSV = "early_warning.csv"
 EARLY_WARNING_JSONL = "early_warning.jsonl"
@@ -130,8 +133,28 @@ def default_cutoff(latest, horizon_days):
     Returns
     -------
     str
+
+    Raises
+    ------
+    ValueError
+        When the cutoff would fall before 0001-01-01, naming ``latest`` and the horizon.
     """
-    return (_date("latest", latest) - datetime.timedelta(days=horizon_days)).isoformat()
+    ordinal = _date("latest", latest).toordinal() - horizon_days
+    if ordinal < 1:
+        raise ValueError(
+            f"cutoff = {latest} minus horizon_days={horizon_days} falls before year 1: "
+            "give a shorter horizon or a cutoff"
+        )
+    return datetime.date.fromordinal(ordinal).isoformat()
+
+
+def _check_horizon_end(cutoff, horizon_days):
+    """Refuse a horizon that ends after 9999-12-31 (no date can name its end)."""
+    if _date("cutoff", cutoff).toordinal() + horizon_days > datetime.date.max.toordinal():
+        raise ValueError(
+            f"cutoff={cutoff!r} plus horizon_days={horizon_days} ends after "
+            f"{datetime.date.max.isoformat()}: give an earlier cutoff or a shorter horizon"
+        )
 
 
 def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limit, seed):
@@ -140,8 +163,12 @@ def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limi
         raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
     if horizon_days <= 0:
         raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
+    if horizon_days > MAX_HORIZON_DAYS:
+        raise ValueError(f"horizon_days={horizon_days!r} should be at most {MAX_HORIZON_DAYS}")
     cutoff = None if cutoff is None else _date("cutoff", cutoff).isoformat()
     as_of = None if as_of is None else _date("as_of", as_of).isoformat()
+    if cutoff is not None:
+        _check_horizon_end(cutoff, int(horizon_days))
     if cutoff is not None and as_of is not None and cutoff >= as_of:
         raise ValueError(f"cutoff={cutoff!r} should be before as_of={as_of!r}")
     if not isinstance(value, str) or not value:
@@ -239,7 +266,8 @@ def run_churn_stage(
     schema : mr_jobs.records.InputSchema
         How to read the input.
     horizon_days : int
-        Churned = no purchase within this many days after the cutoff.
+        Churned = no purchase within this many days after the cutoff; 1 to
+        :data:`MAX_HORIZON_DAYS`.
     cutoff : str, optional
         ``YYYY-MM-DD``; default: the latest purchase date (or ``as_of``) minus
         ``horizon_days``.

@@ -1,8 +1,27 @@
 """The ``crm-mr`` command: generate, import, rfm, baskets, segments, sales, forecast, churn,
 run.
 
-Every subcommand prints progress and a one-line summary per stage on standard error and
-exits non-zero on failure: 2 for bad arguments or refused paths, 1 for a failed job.
+Every subcommand prints progress and a one-line summary per stage on standard error;
+every failure is one line ``crm-mr: error: ...`` (the traceback of an unexpected error
+only with ``-v``).
+
+Exit status
+-----------
+===  ==================================================================================
+0    success (a stage recorded as skipped, e.g. no customer to segment, is a success)
+1    runtime failure: a job failed, storage was unreachable or refused an operation at
+     run time, an OSError (disk full, permission denied), a line-accounting mismatch,
+     a data error found after the first job was launched, or an unexpected error
+2    bad arguments or a refused path, found before any work: an invalid option, a
+     missing input, an existing output without ``--overwrite``, an output that overlaps
+     an input or another output (:func:`hdfs_io.paths.check_disjoint`), a refused
+     ``--resume``
+130  interrupted (SIGINT, Ctrl-C); staging directories and mrjob's temporary
+     directories are removed on the way out
+===  ==================================================================================
+
+A ``ValueError`` (or a missing input) counts as bad arguments when no job was launched yet
+(:func:`models.job_runner.jobs_started`), as a runtime failure afterwards.
 """
 
 import argparse
@@ -10,15 +29,20 @@ import logging
 import os
 import sys
 
-from hdfs_io import StorageError
-from models.job_runner import RUNNERS, AccountingError
+from hdfs_io import PathExists, PathNotFound, StorageError, UnsafePathError
+from hdfs_io.paths import check_disjoint
+from models.job_runner import RUNNERS, AccountingError, jobs_started
 from models.progress import Reporter
 from mr_jobs.job_options import add_input_schema_args
 from mr_jobs.records import PRESETS, SchemaError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 PROG = "crm-mr"
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _add_runner_args(p):
@@ -240,7 +264,8 @@ def _add_churn_args(p, prefix):
         dest="churn_horizon_days",
         type=int,
         default=90,
-        help="churned = no purchase within this many days after the cutoff (default: 90)",
+        help="churned = no purchase within this many days after the cutoff; at most 3,650 "
+        "(default: 90)",
     )
     p.add_argument(
         f"--{prefix}cutoff",
@@ -448,6 +473,7 @@ def _cmd_generate(args, reporter):
 def _cmd_import(args, reporter):
     from models.importer import import_log
 
+    check_disjoint([args.source], [args.destination])
     import_log(
         args.source,
         args.destination,
@@ -461,6 +487,7 @@ def _cmd_rfm(args, reporter):
     from models.rfm_stage import run_rfm_stage
     from models.segments_stage import run_segments_stage
 
+    check_disjoint(args.inputs, [args.output, args.segments])
     if args.segments:
         from hdfs_io import check_can_publish, get_filesystem
 
@@ -485,6 +512,7 @@ def _cmd_rfm(args, reporter):
 def _cmd_baskets(args, reporter):
     from models.baskets_stage import run_baskets_stage
 
+    check_disjoint(args.inputs, [args.output, args.recommendations])
     run_baskets_stage(
         args.inputs,
         args.output,
@@ -501,6 +529,7 @@ def _cmd_baskets(args, reporter):
 def _cmd_segments(args, reporter):
     from models.kmeans_stage import run_kmeans_stage
 
+    check_disjoint(args.inputs, [args.output])
     run_kmeans_stage(
         args.inputs,
         args.output,
@@ -515,6 +544,7 @@ def _cmd_segments(args, reporter):
 def _cmd_sales(args, reporter):
     from models.sales_stage import run_sales_stage
 
+    check_disjoint(args.inputs, [args.output])
     run_sales_stage(
         args.inputs,
         args.output,
@@ -531,6 +561,7 @@ def _cmd_sales(args, reporter):
 def _cmd_forecast(args, reporter):
     from models.forecast_stage import read_sales_series, run_forecast_stage
 
+    check_disjoint([args.sales], [args.output])
     series, period = read_sales_series(args.sales)
     run_forecast_stage(
         series,
@@ -547,6 +578,7 @@ def _cmd_forecast(args, reporter):
 def _cmd_churn(args, reporter):
     from models.churn_stage import run_churn_stage
 
+    check_disjoint(args.inputs, [args.output])
     run_churn_stage(
         args.inputs,
         args.output,
@@ -614,22 +646,47 @@ def main(argv=None):
         # "No configs specified for inline runner" is noise when none was asked for
         logging.getLogger("mrjob.conf").setLevel(logging.ERROR)
     reporter = Reporter(quiet=args.quiet)
+    _jobs_at_start[0] = jobs_started()
     try:
         _COMMANDS[args.command](args, reporter)
-    except (SchemaError, StorageError, ValueError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except AccountingError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:
-        from mrjob.step import StepFailedException
+        code, message = _classify(e)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        if args.verbose and code == EXIT_FAILURE:
+            import traceback
 
-        if isinstance(e, StepFailedException):
-            print(f"{PROG}: error: the MapReduce job failed: {e}", file=sys.stderr)
-            return 1
-        raise
-    return 0
+            traceback.print_exc(file=sys.stderr)
+        return code
+    return EXIT_OK
+
+
+def _classify(error):
+    """``(exit status, one-line message)`` for an error (see the module docstring)."""
+    from mrjob.step import StepFailedException
+
+    before_work = jobs_started() == _jobs_at_start[0]
+    if isinstance(error, PathExists | UnsafePathError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, PathNotFound):
+        return (EXIT_USAGE if before_work else EXIT_FAILURE), str(error)
+    if isinstance(error, StorageError | AccountingError):
+        return EXIT_FAILURE, str(error)
+    if isinstance(error, StepFailedException):
+        return EXIT_FAILURE, f"the MapReduce job failed: {error}"
+    if isinstance(error, SchemaError | ValueError):
+        return (EXIT_USAGE if before_work else EXIT_FAILURE), _one_line(error)
+    return EXIT_FAILURE, f"{type(error).__name__}: {_one_line(error)}"
+
+
+def _one_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+_jobs_at_start = [0]  # jobs_started() when main() began (main may run more than once)
 
 
 if __name__ == "__main__":

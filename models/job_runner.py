@@ -64,6 +64,7 @@ __all__ = [
     "AccountingError",
     "JobFailedError",
     "run_job",
+    "jobs_started",
     "line_accounting",
 ]
 
@@ -78,6 +79,17 @@ SPARK_HDFS_TMP_DIR = "/tmp/crm-mapreduce/spark"
 #: Environment variable naming the directory under which each run's private temporary
 #: root is made (default: the system temporary directory).
 TMP_ROOT_ENV = "CRM_MR_TMP_DIR"
+
+_started = [0]  # jobs launched by this process: see jobs_started()
+
+
+def jobs_started():
+    """How many jobs :func:`run_job` has launched in this process.
+
+    The command line tells a refusal before any work (exit 2) from a failure at run time
+    (exit 1) by whether a job was launched when the error was raised.
+    """
+    return _started[0]
 
 
 class AccountingError(RuntimeError):
@@ -222,6 +234,7 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
                 job = job_cls(args=argv + extra + input_paths)
         if progress:
             progress(f"running {job_cls.__name__} with the {runner} runner")
+        _started[0] += 1
         with _run(job, job_cls.__name__, runner) as run:
             yield run
 

@@ -375,7 +375,9 @@ def _no_customer_reason(context):
     lines = context.get("rfm_lines") or {}
     reason = "no accepted customer in the input"
     if lines:
-        reason += f" (lines read={lines['read']}, rejected by reason: {lines['rejected_by_reason']})"
+        reason += (
+            f" (lines read={lines['read']}, rejected by reason: {lines['rejected_by_reason']})"
+        )
     return reason
 
 
