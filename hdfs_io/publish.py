@@ -4,12 +4,20 @@ A result directory is built in a hidden sibling staging directory
 (``<parent>/.<name>.tmp-<uuid>``) and moved into place only once complete, with a
 ``_manifest.json`` and an empty ``_SUCCESS`` marker. Readers therefore see either no result,
 the previous result or the complete new one.
+
+A failed publication deletes its staging directory. What a killed run leaves (a staging
+directory, or the previous result renamed ``.<name>.old-<uuid>`` while being replaced) is
+removed by the next publication of the same result when that is safe: see
+:func:`clean_leftovers`.
 """
 
 import json
 import logging
 import os
 import posixpath
+import re
+import socket
+import time
 import uuid
 
 from .errors import PathExists, StorageError, UnsafePathError
@@ -23,6 +31,7 @@ __all__ = [
     "is_published",
     "read_manifest",
     "list_leftovers",
+    "clean_leftovers",
     "write_file_atomically",
 ]
 
@@ -31,6 +40,12 @@ _logger = logging.getLogger(__name__)
 SUCCESS_MARKER = "_SUCCESS"
 MANIFEST_NAME = "_manifest.json"
 _MARKERS = (SUCCESS_MARKER, MANIFEST_NAME)
+#: Hidden file in a staging directory naming the process that writes it (removed at commit).
+OWNER_NAME = ".crm-owner.json"
+#: A leftover whose writer cannot be shown dead is removed only after this many seconds.
+STALE_AFTER = 24 * 3600
+#: Staging directories of the publications open in this process.
+_OPEN_STAGING = set()
 
 
 def _contains(ancestor, path):
@@ -217,6 +232,94 @@ def list_leftovers(fs, final_path):
     return [posixpath.join(parent, n) for n in fs.list(parent) if n.startswith(prefixes)]
 
 
+def _owner_is_gone(fs, staging):
+    """Tell whether the process that wrote `staging` (its owner file) surely ended."""
+    try:
+        owner = json.loads(fs.read(posixpath.join(staging, OWNER_NAME)).decode("utf-8"))
+        host, pid = owner["host"], int(owner["pid"])
+    except (StorageError, ValueError, KeyError, TypeError):
+        return False  # no owner file (or an unreadable one): only its age can tell
+    if host != socket.gethostname():
+        return False
+    if pid == os.getpid():
+        return staging not in _OPEN_STAGING
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. EPERM: it runs, as someone else
+        return False
+    return False
+
+
+def _leftover_verdict(fs, path, kind, final, stale_after):
+    """Why the leftover `path` may be removed, or None to keep it."""
+    status = fs.status(path)
+    if status["type"] != "DIRECTORY":
+        return None
+    age = time.time() - status["modificationTime"] / 1000
+    if kind == "old":
+        if is_published(fs, final):
+            return f"previous result left while replacing {final!r}, which is now published"
+        _logger.warning(
+            "Keeping %r: it may be the only copy of the previous result of %r (a run "
+            "stopped while replacing it); rename it back or delete it",
+            path,
+            final,
+        )
+        return None
+    if _owner_is_gone(fs, path):
+        return "staging directory of a run that ended without cleaning up"
+    if age > stale_after:
+        return f"staging directory untouched for {age / 3600:.1f} h"
+    _logger.warning("Keeping %r: another run may still be publishing %r", path, final)
+    return None
+
+
+def clean_leftovers(fs, final_path, stale_after=STALE_AFTER):
+    """Remove what crashed runs left next to `final_path`, when that is safe.
+
+    Only directories named exactly like this module's own (``.<name>.tmp-<32 hex>`` and
+    ``.<name>.old-<32 hex>``) are considered, never anything else. A staging directory
+    (``.tmp-``) is removed when the run that wrote it is known to have ended (its owner file
+    names a process of this host that no longer runs) or when it is older than
+    `stale_after`; a replaced result (``.old-``) only once `final_path` holds a published
+    result. What is kept is reported as a warning.
+
+    Parameters
+    ----------
+    fs : FileSystem
+        Filesystem.
+    final_path : str
+        Result directory.
+    stale_after : float, optional
+        Age in seconds after which a staging directory of unknown writer is removed.
+        Default 24 h.
+
+    Returns
+    -------
+    list of str
+        The removed paths, sorted.
+    """
+    final = fs.normalize(final_path)
+    name = re.escape(posixpath.basename(final))
+    pattern = re.compile(rf"^\.{name}\.(tmp|old)-[0-9a-f]{{32}}$")
+    removed = []
+    for path in list_leftovers(fs, final):
+        match = pattern.match(posixpath.basename(path))
+        if not match:
+            continue
+        try:
+            reason = _leftover_verdict(fs, path, match.group(1), final, stale_after)
+            if reason:
+                fs.delete(path, recursive=True)
+                _logger.warning("Removed %r: %s", path, reason)
+                removed.append(path)
+        except StorageError as err:  # cleaning never stops a publication
+            _logger.warning("Could not clean up leftover %r: %s", path, err)
+    return sorted(removed)
+
+
 class Publication:
     """Context manager publishing a result directory atomically.
 
@@ -267,8 +370,16 @@ class Publication:
     def __enter__(self):
         if self._state != "new":
             raise StorageError("Publication of %r cannot be reused", self.final_path)
+        clean_leftovers(self.fs, self.final_path)
         self.fs.mkdir(self.staging_path)
+        _OPEN_STAGING.add(self.staging_path)
         self._state = "open"
+        try:
+            owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+            self.fs.write(posixpath.join(self.staging_path, OWNER_NAME), json.dumps(owner))
+        except BaseException:
+            self.abort()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -361,10 +472,12 @@ class Publication:
         if not isinstance(manifest, dict):
             raise TypeError(f"manifest must be a dict, not {type(manifest).__name__}")
         text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+        self.fs.delete(posixpath.join(self.staging_path, OWNER_NAME))
         self.fs.write(posixpath.join(self.staging_path, MANIFEST_NAME), text)
         self.fs.write(posixpath.join(self.staging_path, SUCCESS_MARKER), b"")
         self._move_into_place()
         self._state = "committed"
+        _OPEN_STAGING.discard(self.staging_path)
         return self.final_path
 
     def _move_into_place(self):
@@ -404,6 +517,7 @@ class Publication:
         """
         if self._state == "committed":
             raise StorageError("Cannot abort publication of %r: already committed", self.final_path)
+        _OPEN_STAGING.discard(self.staging_path)
         self.fs.delete(self.staging_path, recursive=True)
         self._state = "aborted"
 
