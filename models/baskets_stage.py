@@ -13,7 +13,9 @@ Jobs, in order, over the same basket lines (full order lines, or ``basket_id,ite
    (:mod:`models.recommend`).
 
 Every job accounts for every line (read = accepted + rejected by reason) and the stage
-checks that all of them read the same lines.
+checks that all of them read the same lines. With ``as_of``, every job is given
+``--as-of``: order lines dated after it are rejected as ``after_as_of`` (basket lines,
+which carry no date, are kept), so ``crm-mr run --as-of`` mines what its RFM rows cover.
 
 Published layout
 ----------------
@@ -58,6 +60,7 @@ from mr_jobs.cooccurrence import (
 )
 from mr_jobs.frequent_itemsets import parse_min_support
 from mr_jobs.job_options import schema_to_args
+from mr_jobs.records import parse_as_of
 
 __all__ = [
     "run_baskets_stage",
@@ -226,6 +229,12 @@ def count_cooccurrence(
     return {"items": items, "pairs": pairs, "rules": rules}, details
 
 
+def _iso_date(as_of):
+    """``as_of`` checked as ``YYYY-MM-DD`` (a ValueError naming it otherwise)."""
+    parse_as_of(as_of)
+    return as_of
+
+
 def rule_strength(rule):
     """Sort key of rules, strongest first: lift, confidence (both descending), then names.
 
@@ -249,6 +258,7 @@ def run_baskets_stage(
     max_itemset_size=DEFAULTS["max_itemset_size"],
     top_n=DEFAULTS["top_n"],
     rank_by=DEFAULTS["rank_by"],
+    as_of=None,
     overwrite=False,
     conf_paths=None,
     reporter=None,
@@ -279,6 +289,8 @@ def run_baskets_stage(
         Recommendations per item and per customer.
     rank_by : {"lift", "confidence", "leverage"}
         How item-to-item recommendations are ranked (see :mod:`models.recommend`).
+    as_of : str, optional
+        ``YYYY-MM-DD``: leave out the order lines dated after it (``after_as_of``).
     overwrite : bool
     conf_paths : list of str or None
     reporter : models.progress.Reporter, optional
@@ -310,6 +322,7 @@ def run_baskets_stage(
     if max_itemset_size is not None:
         _check_int("max_itemset_size", max_itemset_size, 1, "or None for no limit")
     item_recommendations([], top_n=top_n, rank_by=rank_by)  # checks both
+    as_of_args = [] if as_of is None else ["--as-of", _iso_date(as_of)]
     fs, out = get_filesystem(output_path)
     check_can_publish(fs, out, overwrite)
     if recommendations_path is not None:
@@ -329,6 +342,7 @@ def run_baskets_stage(
                 max_basket_items=max_basket_items,
                 runner=runner,
                 conf_paths=conf_paths,
+                extra_args=as_of_args,
                 progress=say,
             )
             lines = details["lines"]
@@ -361,6 +375,7 @@ def run_baskets_stage(
                     max_basket_items=max_basket_items,
                     runner=runner,
                     conf_paths=conf_paths,
+                    extra_args=as_of_args,
                     progress=say,
                 )
                 _check_same_lines("frequent itemsets", set_details["lines"], lines)
@@ -389,6 +404,7 @@ def run_baskets_stage(
                     parameters={"top_n": top_n, "rank_by": rank_by, "overwrite": overwrite},
                     runner=runner,
                     conf_paths=conf_paths,
+                    extra_args=as_of_args,
                     overwrite=overwrite,
                     reporter=reporter,
                 )
@@ -436,6 +452,7 @@ def run_baskets_stage(
                 "max_basket_items": max_basket_items,
                 "itemsets": itemsets,
                 "max_itemset_size": max_itemset_size,
+                "as_of": as_of,
                 "overwrite": overwrite,
             },
             runner=runner,
@@ -470,6 +487,7 @@ def _publish_recommendations(
     parameters,
     runner,
     conf_paths,
+    extra_args,
     overwrite,
     reporter,
 ):
@@ -493,6 +511,7 @@ def _publish_recommendations(
                 top_n=top_n,
                 runner=runner,
                 conf_paths=conf_paths,
+                extra_args=extra_args,
                 progress=say,
             )
             _check_same_lines("recommendations", details["lines"], lines)

@@ -357,6 +357,7 @@ def build_parser():
         help="also publish item-to-item and per-customer recommendations here",
     )
     b.add_argument("--overwrite", action="store_true")
+    b.add_argument("--as-of", help="YYYY-MM-DD: leave out the order lines after it (default: none)")
     _add_runner_args(b)
     add_input_schema_args(b.add_argument)
     _add_basket_args(b)
@@ -518,6 +519,7 @@ def _cmd_baskets(args, reporter):
         args.output,
         schema=_schema(args, args.inputs),
         recommendations_path=args.recommendations,
+        as_of=args.as_of,
         runner=args.runner,
         overwrite=args.overwrite,
         conf_paths=_conf_paths(args),

@@ -44,19 +44,23 @@ previous run completed: the longest run of stages, from the first, that
 Every stage from the first one not completed runs again, and the later stages with it
 (their inputs may change). The later stages' outputs of older runs are refused as usual
 unless ``overwrite`` is also set. Resuming is refused (:class:`ResumeError`, naming what
-differs) when the parameters or the inputs (paths and sizes) differ from the previous
-run's: a resumed run must give what one uninterrupted run would. The runner and the
-number of forecasting processes may differ, since they do not change the results. The
+differs) when the parameters or the inputs differ from the previous run's (their paths,
+sizes and a cheap fingerprint: each file's modification time, and for local files a hash
+of the first and last 64 KiB, so an input edited in place with the same size is seen):
+a resumed run must give what one uninterrupted run would. The runner and the number of
+forecasting processes may differ, since they do not change the results. The
 results of a kept stage that later stages need (the RFM rows, the scored customers, the
 sales series) are read back from its published output.
 """
 
 import datetime
 import json
+import os
 
 import pandas as pd
 
 from hdfs_io import (
+    LocalFileSystem,
     check_can_publish,
     get_filesystem,
     is_published,
@@ -274,9 +278,47 @@ def _normalised(value):
 
 
 def _input_sizes(inputs):
+    """Each input's URI, size and :func:`_fingerprint`, as the run record keeps them."""
     from models.inputs import describe_inputs
 
-    return describe_inputs(inputs)
+    described = describe_inputs(inputs)
+    for entry, path in zip(described, inputs, strict=True):
+        entry["fingerprint"] = _fingerprint(*get_filesystem(path))
+    return described
+
+
+_EDGE_BYTES = 65536
+
+
+def _fingerprint(fs, path):
+    """A cheap fingerprint of an input file or directory (its visible files, as Hadoop
+    reads them): a SHA-256 of each file's name, length and modification time, and for a
+    local file of its first and last 64 KiB, so that an edit in place that keeps the size
+    is seen. Prior validation (the input exists) is assumed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    if fs.status(path)["type"] == "DIRECTORY":
+        names = [n for n in fs.list(path) if not n.startswith(("_", "."))]
+        files = [(name, join(path, name)) for name in names]
+    else:
+        files = [("", path)]
+    for name, file_path in files:
+        status = fs.status(file_path)
+        digest.update(f"{name}\0{status['length']}\0{status['modificationTime']}\0".encode())
+        if isinstance(fs, LocalFileSystem) and status["type"] == "FILE":
+            digest.update(_local_edges(file_path, status["length"]))
+    return digest.hexdigest()
+
+
+def _local_edges(path, size):
+    """The first and last :data:`_EDGE_BYTES` of a local file, and its mtime in ns."""
+    with open(path, "rb") as f:
+        head = f.read(_EDGE_BYTES)
+        f.seek(max(0, size - _EDGE_BYTES))
+        tail = f.read(_EDGE_BYTES)
+        mtime_ns = os.fstat(f.fileno()).st_mtime_ns
+    return head + tail + str(mtime_ns).encode()
 
 
 def _read_record(fs, path):
@@ -311,11 +353,28 @@ def _check_same_run(previous, parameters, input_sizes):
             f"cannot resume: the parameters differ from the previous run's ({shown}); "
             "rerun with the same parameters, or without --resume (and with --overwrite)"
         )
-    if previous.get("inputs") != input_sizes:
+    before = previous.get("inputs")
+    if before != input_sizes:
         raise ResumeError(
-            f"cannot resume: the inputs changed since the previous run "
-            f"(was {previous.get('inputs')!r}, now {input_sizes!r}); rerun without --resume"
+            f"cannot resume: {_what_changed(before, input_sizes)}; rerun without --resume"
         )
+
+
+def _what_changed(before, now):
+    """The first difference between two runs' inputs, named."""
+    before, now = before or [], now or []
+    if [e.get("path") for e in before] != [e["path"] for e in now]:
+        was, then = [e.get("path") for e in before], [e["path"] for e in now]
+        return f"the inputs differ from the previous run's (was {was!r}, now {then!r})"
+    for old, new in zip(before, now, strict=True):
+        if old.get("bytes") != new["bytes"]:
+            return f"input {new['path']} changed size ({old.get('bytes')} -> {new['bytes']} bytes)"
+        if old.get("fingerprint") != new["fingerprint"]:
+            return (
+                f"input {new['path']} changed since the previous run (same size, other "
+                "modification time or content)"
+            )
+    return "the inputs differ from the previous run's"
 
 
 def _completed_prefix(fs, paths, data_path, previous, *, generated):
@@ -468,6 +527,7 @@ def _run_baskets(context):
         _uri(context, "baskets"),
         schema=schema,
         recommendations_path=_uri(context, "recommendations"),
+        as_of=context["as_of"],
         runner=context["runner"],
         overwrite=context["overwrite"],
         conf_paths=context["conf_paths"],
