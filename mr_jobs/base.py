@@ -20,7 +20,13 @@ from mrjob.protocol import BytesValueProtocol
 from mrjob.step import MRStep
 
 from mr_jobs.job_options import add_input_schema_args, schema_from_options
-from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED, make_line_parser
+from mr_jobs.records import (
+    COUNTER_GROUP_LINES,
+    COUNTER_GROUP_REJECTED,
+    make_basket_parser,
+    make_line_parser,
+    parse_as_of,
+)
 
 __all__ = ["CrmJob", "FeatureFileJob", "OrderLineJob", "package_zip"]
 
@@ -123,9 +129,11 @@ class CrmJob(MRJob):
 class OrderLineJob(CrmJob):
     """Base class of jobs that read order lines.
 
-    Subclasses call :meth:`init_line_parser` in their ``mapper_init`` and
-    :meth:`report_line_counters` for the accounting; raw input lines arrive as bytes so
-    that undecodable ones are counted, not crashed on or guessed at.
+    Subclasses call :meth:`init_line_parser` (or :meth:`init_basket_parser`) in their
+    ``mapper_init`` and :meth:`report_line_counters` for the accounting; raw input lines
+    arrive as bytes so that undecodable ones are counted, not crashed on or guessed at.
+    Every order-line job takes ``--as-of YYYY-MM-DD``: lines dated after it are rejected
+    as ``after_as_of`` (basket lines without a timestamp are not dated, so kept).
     """
 
     INPUT_PROTOCOL = BytesValueProtocol
@@ -133,14 +141,35 @@ class OrderLineJob(CrmJob):
     def configure_args(self):
         super().configure_args()
         add_input_schema_args(self.add_passthru_arg)
+        self.add_passthru_arg(
+            "--as-of",
+            default=None,
+            help="YYYY-MM-DD: reject the lines dated after it as after_as_of (default: none)",
+        )
+
+    def _until_ordinal(self):
+        as_of = self.options.as_of
+        return None if as_of is None else parse_as_of(as_of)
 
     def init_line_parser(self, **kwargs):
         """Build ``self.parse_line`` from the options and reset the line counts.
 
-        Keyword arguments go to :func:`mr_jobs.records.make_line_parser`.
+        Keyword arguments go to :func:`mr_jobs.records.make_line_parser`; ``--as-of``
+        is applied.
         """
         self.schema = schema_from_options(self.options)
-        self.parse_line = make_line_parser(self.schema, **kwargs)
+        self.parse_line = make_line_parser(
+            self.schema, until_ordinal=self._until_ordinal(), **kwargs
+        )
+        self.lines_read = 0
+        self.lines_rejected = {}
+
+    def init_basket_parser(self):
+        """Build ``self.parse_line`` for basket lines
+        (:func:`mr_jobs.records.make_basket_parser`, ``--as-of`` applied) and reset the
+        line counts."""
+        self.schema = schema_from_options(self.options)
+        self.parse_line = make_basket_parser(self.schema, until_ordinal=self._until_ordinal())
         self.lines_read = 0
         self.lines_rejected = {}
 

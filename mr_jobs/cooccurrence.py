@@ -192,10 +192,7 @@ class MRItemCooccurrence(OrderLineJob):
     # -- step 1: baskets ------------------------------------------------------------------
 
     def mapper_init_parser(self):
-        self.schema = schema_from_options(self.options)
-        self.parse_line = make_basket_parser(self.schema)
-        self.lines_read = 0
-        self.lines_rejected = {}
+        self.init_basket_parser()
         self._baskets = {}  # basket id -> set of items, or None once over the cap
         self._singles = {}  # item -> lines without a basket id (one-item baskets)
         self._held = 0

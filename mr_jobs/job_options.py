@@ -3,7 +3,7 @@
 Standard library and mrjob only, like the jobs themselves.
 """
 
-from mr_jobs.records import PRESETS, InputSchema, SchemaError
+from mr_jobs.records import DEFAULT_DATE_WINDOW, PRESETS, InputSchema, SchemaError
 
 __all__ = ["add_input_schema_args", "build_schema", "schema_from_options", "schema_to_args"]
 
@@ -49,6 +49,15 @@ def add_input_schema_args(add_argument):
         default=None,
         help="'iso', 'epoch' or a strptime pattern such as %%Y%%m%%d (default: the dialect's)",
     )
+    add_argument(
+        "--date-window",
+        default=None,
+        metavar="FIRST..LAST",
+        help=(
+            "plausible dates, inclusive; lines dated outside are rejected as "
+            f"date_out_of_range (default: {'..'.join(DEFAULT_DATE_WINDOW)})"
+        ),
+    )
 
 
 def build_schema(
@@ -58,6 +67,7 @@ def build_schema(
     delimiter=None,
     timestamp_format=None,
     purpose=None,
+    date_window=None,
 ):
     """The :class:`~mr_jobs.records.InputSchema` for a dialect and overrides.
 
@@ -76,6 +86,9 @@ def build_schema(
         Which roles the schema must have (see :class:`~mr_jobs.records.InputSchema`);
         default: the dialect's (``baskets`` for the ``baskets`` preset, else ``orders``).
         Basket jobs pass ``"baskets"``, so they read full order lines too.
+    date_window : str, optional
+        ``FIRST..LAST`` (see :class:`~mr_jobs.records.InputSchema`); default the
+        dialect's.
 
     Raises
     ------
@@ -99,6 +112,7 @@ def build_schema(
         delimiter=delimiter or preset.delimiter,
         timestamp_format=timestamp_format or preset.timestamp_format,
         purpose=purpose or preset.purpose,
+        date_window=date_window or preset.date_window,
     )
 
 
@@ -111,6 +125,7 @@ def schema_from_options(options, purpose=None):
         options.delimiter,
         options.timestamp_format,
         purpose,
+        options.date_window,
     )
 
 
@@ -128,4 +143,5 @@ def schema_to_args(schema):
             args += ["--map", f"{role}={column}"]
     delimiter = {"\t": "tab"}.get(schema.delimiter, schema.delimiter)
     args += ["--delimiter", delimiter, "--timestamp-format", schema.timestamp_format]
+    args += ["--date-window", "..".join(schema.date_window)]
     return args

@@ -219,10 +219,7 @@ class MRCustomerRecommendations(OrderLineJob):
     # -- mappers: lines -> partial histories -----------------------------------------------
 
     def mapper_init_parser(self):
-        self.schema = schema_from_options(self.options)
-        self.parse_line = make_basket_parser(self.schema)
-        self.lines_read = 0
-        self.lines_rejected = {}
+        self.init_basket_parser()
         self._histories = {}  # customer id -> set of items
         self._trimmed = set()  # customers whose set this mapper trimmed to the cap
         self._held = 0

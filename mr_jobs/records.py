@@ -19,16 +19,36 @@ column        meaning
 order_id      text; one order (basket) is all lines sharing it. Optional column: when
               absent every line is its own purchase.
 customer_id   text, required, kept exactly as written (leading zeros stay).
-timestamp     ISO 8601: ``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS[.ffffff]]`` (space
-              instead of ``T`` allowed), optional ``Z`` or ``+HH:MM`` offset; times with
-              an offset are converted to UTC, naive times are taken as they are.
-              Fractions of a second are dropped.
+timestamp     ISO 8601, exactly this grammar: ``YYYY-MM-DD`` or
+              ``YYYY-MM-DD[T ]HH:MM[:SS[.f]]`` with 1 to 6 fraction digits, then
+              optionally ``Z`` or ``+HH:MM`` / ``-HH:MM``; times with an offset are
+              converted to UTC, naive times are taken as they are. Fractions of a second
+              are dropped. Nothing else is read (no ``T10``, ``T1030``, ``+0200``, 7-digit
+              fractions, week dates), on every Python version.
 item_id       text; optional (RFM does not need it, baskets do).
 quantity      decimal > 0. Optional when ``amount`` is given (then 1).
 unit_price    decimal >= 0. Optional when ``amount`` is given.
 amount        optional decimal >= 0: the line's value. When the column exists and the
               field is not empty it replaces quantity x unit_price.
 ============  ========================================================================
+
+Decimals follow one grammar: an optional sign, ASCII digits with an optional ``.``
+fraction, an optional exponent (``e``/``E``, sign, at most 6 digits): ``12``, ``-3.5``,
+``.5``, ``7.``, ``1e3``. No ``_`` separators, no other digits, no ``nan``/``inf``, at
+most 40 characters, and a magnitude below 10**15 (:data:`MAX_DECIMAL`); anything else is
+rejected as ``bad_quantity``, ``bad_price`` or ``bad_amount``.
+
+Limits
+------
+Every resource a line can claim is bounded (see :data:`LIMITS`): a line of more than
+65,536 bytes is rejected (``line_too_long``) before it is decoded; customer, order and
+item ids of more than 256 characters are rejected (``id_too_long``); a line holding a
+control character (NUL, a bare carriage return, ...; a tab is not one) is rejected
+(``control_character``); a timestamp outside the schema's date window (default
+1900-01-01 .. 2100-12-31, see :class:`InputSchema`) is rejected (``date_out_of_range``).
+A UTF-8 byte-order mark at the start of a line and the carriage returns and newlines at its end
+(CRLF files) are removed; ids, numbers and timestamps lose surrounding spaces and tabs only,
+every other character is kept as written.
 
 Money and quantities are parsed exactly into integer millionths (micros) and summed as
 integers, so totals do not depend on how the input was split between mappers. A value
@@ -53,7 +73,7 @@ their gross spend. Lines dated after an explicit ``--as-of`` date are counted un
 
 import csv
 import datetime
-from decimal import Decimal, InvalidOperation
+import re
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -66,6 +86,12 @@ __all__ = [
     "make_line_parser",
     "make_basket_parser",
     "parse_decimal_micros",
+    "parse_iso_timestamp",
+    "parse_date_window",
+    "DEFAULT_DATE_WINDOW",
+    "DATE_WINDOW_BOUNDS",
+    "LIMITS",
+    "MAX_DECIMAL",
     "parse_as_of",
     "format_seconds",
     "format_micros",
@@ -82,22 +108,47 @@ ROLES = ("order_id", "customer_id", "timestamp", "item_id", "quantity", "unit_pr
 REJECT_REASONS = {
     "header": "a header line (the first line of a file, or a repeated one)",
     "blank": "an empty or whitespace-only line",
+    "line_too_long": "a line of more than 65,536 bytes",
     "undecodable": "bytes that are not valid UTF-8, or U+FFFD (a decoder's replacement for them)",
+    "control_character": (
+        "a control character in the line (NUL, a carriage return other than a CRLF ending, "
+        "other C0/C1 controls, DEL, U+2028/U+2029; a tab is not one)"
+    ),
     "column_count": "a different number of fields than the schema's columns",
     "missing_customer": "an empty customer id",
     "missing_order": "an empty order id although the order column exists",
     "missing_item": "an empty item id where the job needs items",
-    "bad_timestamp": "a timestamp that does not parse or is not a real date",
-    "bad_quantity": "a quantity that is empty or not a finite number",
+    "id_too_long": "a customer, order or item id of more than 256 characters",
+    "bad_timestamp": "a timestamp outside the grammar, or not a real date or time",
+    "date_out_of_range": "a timestamp outside the date window (default 1900-01-01..2100-12-31)",
+    "bad_quantity": "a quantity that is empty, outside the decimal grammar or >= 10**15",
     "zero_quantity": "a quantity of zero",
-    "bad_price": "a unit price that is empty, not a finite number, or negative",
-    "bad_amount": "an amount that is not a finite number",
+    "bad_price": "a unit price that is empty, outside the decimal grammar, >= 10**15, or negative",
+    "bad_amount": "an amount outside the decimal grammar or >= 10**15",
     "return": "a negative quantity or amount (returns and cancellations are not purchases)",
     "after_as_of": "dated after the --as-of date given for the run",
 }
 
 COUNTER_GROUP_LINES = "crm.lines"
 COUNTER_GROUP_REJECTED = "crm.rejected"
+
+#: The bounds every line is held to (see the module docstring, "Limits").
+LIMITS = {
+    "line_bytes": 65_536,
+    "id_chars": 256,
+    "number_chars": 40,
+    "exponent_digits": 6,
+}
+
+#: Decimals (quantities, prices, amounts) must be smaller than this in magnitude.
+MAX_DECIMAL = 10**15
+
+#: The default window of plausible dates, inclusive (``InputSchema(date_window=...)``).
+DEFAULT_DATE_WINDOW = ("1900-01-01", "2100-12-31")
+
+#: How far a date window may reach: the span every stage's date arithmetic handles
+#: (pandas' nanosecond timestamps end in 1677 and 2262).
+DATE_WINDOW_BOUNDS = ("1700-01-01", "2250-12-31")
 
 _MICRO = 1_000_000
 _SECONDS_PER_DAY = 86_400
@@ -140,16 +191,27 @@ class InputSchema:
         Which roles are required. ``"orders"`` (default): ``customer_id``, ``timestamp``
         and either ``amount`` or ``quantity`` and ``unit_price``. ``"baskets"``:
         ``order_id`` (the basket) and ``item_id``; other roles are optional.
+    date_window : str or (str, str), optional
+        The plausible dates, inclusive: ``"FIRST..LAST"`` or ``(FIRST, LAST)``, ISO dates
+        within :data:`DATE_WINDOW_BOUNDS`; default :data:`DEFAULT_DATE_WINDOW`. Lines
+        dated outside it (after conversion to UTC) are rejected as ``date_out_of_range``,
+        so one line dated 9999 cannot stretch a series over eight thousand years.
 
     Raises
     ------
     SchemaError
         When a required role has no column, a mapping names a column that does not exist,
-        or the delimiter, timestamp format or purpose is unknown.
+        or the delimiter, timestamp format, purpose or date window is unknown or invalid.
     """
 
     def __init__(
-        self, columns, mapping=None, delimiter=",", timestamp_format="iso", purpose="orders"
+        self,
+        columns,
+        mapping=None,
+        delimiter=",",
+        timestamp_format="iso",
+        purpose="orders",
+        date_window=None,
     ):
         columns = tuple(str(c).strip() for c in columns)
         if len(set(columns)) != len(columns) or not all(columns):
@@ -195,6 +257,11 @@ class InputSchema:
         self.delimiter = delimiter if delimiter == _WHITESPACE else _DELIMITERS[delimiter]
         self.timestamp_format = timestamp_format
         self.purpose = purpose
+        first, last = parse_date_window(date_window)
+        self.date_window = (
+            datetime.date.fromordinal(first).isoformat(),
+            datetime.date.fromordinal(last).isoformat(),
+        )
 
     @property
     def is_order_lines(self):
@@ -220,6 +287,7 @@ class InputSchema:
             "delimiter": self.delimiter,
             "timestamp_format": self.timestamp_format,
             "purpose": self.purpose,
+            "date_window": list(self.date_window),
         }
 
     @classmethod
@@ -231,6 +299,7 @@ class InputSchema:
             d.get("delimiter", ","),
             d["timestamp_format"],
             d.get("purpose", "orders"),
+            d.get("date_window"),
         )
 
     def __eq__(self, other):
@@ -240,36 +309,23 @@ class InputSchema:
         return f"InputSchema({self.to_dict()!r})"
 
 
-#: Known dialects. ``cdnow`` is the CDNOW master log shipped with lifetimes; ``baskets`` is
-#: the long basket format ``basket_id,item`` (one line per item in a basket, as in the
-#: supermarket data set), read only by basket jobs.
-PRESETS = {
-    "canonical": InputSchema(CANONICAL_COLUMNS),
-    "cdnow": InputSchema(
-        ("customer_id", "date", "number_of_cds", "dollar_value"),
-        {"timestamp": "date", "quantity": "number_of_cds", "amount": "dollar_value"},
-        delimiter=_WHITESPACE,
-        timestamp_format="%Y%m%d",
-    ),
-    "baskets": InputSchema(
-        ("basket_id", "item"), {"order_id": "basket_id", "item_id": "item"}, purpose="baskets"
-    ),
-}
-
-
 def parse_decimal_micros(text):
     """Exact value of a decimal string in integer millionths.
 
     Parameters
     ----------
     text : str
-        ``"12"``, ``"-3.5"``, ``"0.125"``, ``"1e3"``; surrounding blanks are ignored.
+        ``"12"``, ``"-3.5"``, ``"0.125"``, ``"1e3"``; surrounding spaces and tabs are
+        ignored. The grammar is the module's (see its docstring): ASCII digits, an
+        optional sign, fraction and exponent, at most 40 characters.
 
     Returns
     -------
     int or None
         The value x 10**6, rounded half-to-even beyond six decimals; ``None`` when the
-        text is empty, not a number, infinite or NaN.
+        text is empty, outside the grammar, or its magnitude is :data:`MAX_DECIMAL` or
+        more. Computed with integers only, so no value (``1e999999999``, 5,000 digits)
+        can overflow or take long.
 
     Examples
     --------
@@ -277,8 +333,10 @@ def parse_decimal_micros(text):
     11770000
     >>> parse_decimal_micros("n/a") is None
     True
+    >>> parse_decimal_micros("1e309") is None
+    True
     """
-    if text.isdigit() and text.isascii():
+    if len(text) <= 15 and text.isdigit() and text.isascii():
         return int(text) * _MICRO
     whole, dot, frac = text.partition(".")
     if dot and len(frac) <= 6 and (frac.isdigit() or not frac) and frac.isascii():
@@ -286,22 +344,45 @@ def parse_decimal_micros(text):
         if whole[:1] in ("-", "+"):
             sign = -1 if whole[0] == "-" else 1
             whole = whole[1:]
-        if (whole.isdigit() and whole.isascii()) or (not whole and frac):
+        if len(whole) <= 15 and ((whole.isdigit() and whole.isascii()) or (not whole and frac)):
             return sign * (int(whole or "0") * _MICRO + int(frac.ljust(6, "0")))
     return _parse_decimal_slow(text)
 
 
+_DECIMAL_RE = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,6}))?")
+_MAX_MICROS = MAX_DECIMAL * _MICRO
+
+
 def _parse_decimal_slow(text):
-    text = text.strip()
-    if not text or not text.isascii():
+    text = text.strip(" \t")
+    if len(text) > LIMITS["number_chars"]:
         return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
+    match = _DECIMAL_RE.fullmatch(text)
+    if match is None:
         return None
-    if not value.is_finite():
+    sign, whole, frac, exponent = match.groups()
+    frac = frac or ""
+    if not whole and not frac:
         return None
-    return int((value * _MICRO).to_integral_value())  # ROUND_HALF_EVEN by default
+    digits = (whole + frac).lstrip("0")
+    if not digits:
+        return 0
+    # value x 10**6 = int(digits) x 10**shift
+    shift = (int(exponent) if exponent else 0) - len(frac) + 6
+    if len(digits) + shift > 22:  # >= 10**21 micros = 10**15: out of range
+        return None
+    if shift >= 0:
+        micros = int(digits) * 10**shift
+    elif -shift > len(digits):  # below half a micro: rounds to 0
+        micros = 0
+    else:
+        micros, rest = divmod(int(digits), 10**-shift)
+        half = 10**-shift
+        if rest * 2 > half or (rest * 2 == half and micros & 1):
+            micros += 1
+    if micros >= _MAX_MICROS:
+        return None
+    return -micros if sign == "-" else micros
 
 
 def _mul_micros(a, b):
@@ -354,6 +435,45 @@ def parse_as_of(text):
         raise ValueError(f"as_of={text!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
+def parse_date_window(window):
+    """A date window as a pair of inclusive day ordinals.
+
+    Parameters
+    ----------
+    window : str or (str, str) or None
+        ``"FIRST..LAST"`` or ``(FIRST, LAST)``, ISO dates (``YYYY-MM-DD``) with FIRST <=
+        LAST, both within :data:`DATE_WINDOW_BOUNDS`; ``None`` for
+        :data:`DEFAULT_DATE_WINDOW`.
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    SchemaError
+        Naming the value, when it is not such a window.
+
+    Examples
+    --------
+    >>> first, last = parse_date_window("2000-01-01..2000-12-31")
+    >>> last - first
+    365
+    """
+    if window is None:
+        window = DEFAULT_DATE_WINDOW
+    parts = window.split("..") if isinstance(window, str) else list(window)
+    bounds = [_iso_date_ordinal(b, {}) for b in DATE_WINDOW_BOUNDS]
+    if len(parts) == 2 and all(isinstance(p, str) for p in parts):
+        first, last = (_iso_date_ordinal(p.strip(), {}) for p in parts)
+        if first is not None and last is not None and bounds[0] <= first <= last <= bounds[1]:
+            return first, last
+    raise SchemaError(
+        f"date_window={window!r} should be FIRST..LAST, ISO dates (YYYY-MM-DD) with "
+        f"{DATE_WINDOW_BOUNDS[0]} <= FIRST <= LAST <= {DATE_WINDOW_BOUNDS[1]}"
+    )
+
+
 def _iso_date_ordinal(text, cache):
     ordinal = cache.get(text)
     if ordinal is None:
@@ -393,12 +513,13 @@ def _make_timestamp_parser(fmt):
                 and text[11:13].isdigit()
                 and text[14:16].isdigit()
                 and text[17:19].isdigit()
+                and text.isascii()
             ):
                 h, mi, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
                 if h < 24 and mi < 60 and s < 60:
                     return ordinal * _SECONDS_PER_DAY + h * 3600 + mi * 60 + s
                 return None
-            return _parse_iso_slow(text)
+            return parse_iso_timestamp(text)
 
         return parse_iso
 
@@ -408,10 +529,7 @@ def _make_timestamp_parser(fmt):
             micros = parse_decimal_micros(text)
             if micros is None:
                 return None
-            seconds = micros // _MICRO + _EPOCH_ORDINAL * _SECONDS_PER_DAY
-            if not _SECONDS_PER_DAY <= seconds < 3_652_060 * _SECONDS_PER_DAY:
-                return None
-            return seconds
+            return micros // _MICRO + _EPOCH_ORDINAL * _SECONDS_PER_DAY
 
         return parse_epoch
 
@@ -425,22 +543,68 @@ def _make_timestamp_parser(fmt):
 
 
 def _datetime_seconds(dt):
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return dt.toordinal() * _SECONDS_PER_DAY + dt.hour * 3600 + dt.minute * 60 + dt.second
+    """Seconds of a datetime, in UTC when it has an offset; integers only, so an offset
+    that would carry a date past year 1 or 9999 cannot overflow."""
+    seconds = dt.toordinal() * _SECONDS_PER_DAY + dt.hour * 3600 + dt.minute * 60 + dt.second
+    offset = dt.utcoffset()
+    if offset is not None:
+        seconds -= offset.days * _SECONDS_PER_DAY + offset.seconds
+    return seconds
 
 
-def _parse_iso_slow(text):
-    text = text.strip()
-    if len(text) < 11 or text[10] not in "T ":
+_ISO_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?)?"
+)
+
+
+def parse_iso_timestamp(text):
+    """Seconds since 0001-01-01T00:00 of an ISO 8601 timestamp in the module's grammar.
+
+    Parameters
+    ----------
+    text : str
+        ``YYYY-MM-DD`` or ``YYYY-MM-DD[T ]HH:MM[:SS[.f]]`` (1 to 6 fraction digits,
+        dropped), optionally ending in ``Z`` or ``+HH:MM``/``-HH:MM``; surrounding spaces
+        and tabs are ignored.
+
+    Returns
+    -------
+    int or None
+        UTC seconds when an offset is given (naive times as they are); ``None`` outside
+        the grammar or for a date or time that does not exist. The grammar is checked by
+        a regular expression and the arithmetic is on integers, so the result does not
+        depend on the Python version's ``fromisoformat``.
+
+    Examples
+    --------
+    >>> parse_iso_timestamp("0001-01-01T00:30:00+01:00")
+    -1800
+    >>> parse_iso_timestamp("2023-01-01T10") is None
+    True
+    """
+    match = _ISO_RE.fullmatch(text.strip(" \t"))
+    if match is None:
         return None
-    if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not read "Z"
-        text = text[:-1] + "+00:00"
+    y, mo, d, h, mi, sec, _z, sign, oh, om = match.groups()
     try:
-        dt = datetime.datetime.fromisoformat(text)
+        ordinal = datetime.date(int(y), int(mo), int(d)).toordinal()
     except ValueError:
         return None
-    return _datetime_seconds(dt)
+    seconds = ordinal * _SECONDS_PER_DAY
+    if h is not None:
+        h, mi, sec = int(h), int(mi), int(sec or 0)
+        if h > 23 or mi > 59 or sec > 59:
+            return None
+        seconds += h * 3600 + mi * 60 + sec
+    if sign is not None:
+        oh, om = int(oh), int(om)
+        if oh > 23 or om > 59:
+            return None
+        offset = oh * 3600 + om * 60
+        seconds += -offset if sign == "+" else offset
+    return seconds
 
 
 def make_line_parser(schema, require_item=False, until_ordinal=None):
@@ -480,8 +644,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         )
     roles = schema.roles
     n_columns = len(schema.columns)
-    delimiter = schema.delimiter
-    whitespace = delimiter == _WHITESPACE
+    split = _make_splitter(schema.delimiter)
     i_customer = roles["customer_id"]
     i_timestamp = roles["timestamp"]
     i_order = roles.get("order_id")
@@ -491,7 +654,11 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     i_amount = roles.get("amount")
     header = tuple(c.lower() for c in schema.columns)
     parse_timestamp = _make_timestamp_parser(schema.timestamp_format)
+    first_day, last_day = parse_date_window(schema.date_window)
+    earliest = first_day * _SECONDS_PER_DAY
+    latest = (last_day + 1) * _SECONDS_PER_DAY  # exclusive
     until = None if until_ordinal is None else (until_ordinal + 1) * _SECONDS_PER_DAY
+    max_id = LIMITS["id_chars"]
     parse_decimal = parse_decimal_micros
     # Quantities and prices repeat a lot: parsed texts are memoised (bounded).
     quantity_cache = {}
@@ -499,7 +666,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     timestamp_cache = {}
 
     def is_header(fields):
-        names = tuple(f.strip().lstrip("\ufeff").lower() for f in fields)
+        names = tuple(f.strip(_BLANKS).lower() for f in fields)
         if names == header:
             return True
         return (
@@ -512,47 +679,44 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         return "header" if is_header(fields) else reason
 
     def parse(raw):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "undecodable"
-        if "\ufffd" in line:
-            # what a decoder puts in place of bytes it could not decode: Spark's text
-            # input (Hadoop Text -> Java String) hands such lines over already replaced
-            return "undecodable"
-        if whitespace:
-            fields = line.split()
-        elif '"' in line:
-            fields = next(csv.reader([line], delimiter=delimiter))
-        else:
-            fields = line.split(delimiter)
+        fields = split(raw)
+        if type(fields) is str:
+            return fields
         if len(fields) != n_columns:
-            if not line.strip():
+            if not fields or (len(fields) == 1 and not fields[0].strip(_BLANKS)):
                 return "blank"
             return reject(fields, "column_count")
-        customer = fields[i_customer]
-        if not whitespace:  # a whitespace split leaves nothing to strip
-            customer = customer.strip()
+        customer = fields[i_customer].strip(_BLANKS)
         if not customer:
             return reject(fields, "missing_customer")
+        if len(customer) > max_id:
+            return "id_too_long"
         text = fields[i_timestamp]
         seconds = timestamp_cache.get(text)
         if seconds is None:
-            seconds = parse_timestamp(text.strip())
+            if len(text) > _MAX_TIMESTAMP_CHARS:
+                return reject(fields, "bad_timestamp")
+            seconds = parse_timestamp(text.strip(_BLANKS))
             if seconds is None:
                 return reject(fields, "bad_timestamp")
             if len(timestamp_cache) < _CACHE_SIZE:
                 timestamp_cache[text] = seconds
+        if not earliest <= seconds < latest:
+            return "date_out_of_range"
         if i_order is None:
             order = None
         else:
-            order = fields[i_order].strip()
+            order = fields[i_order].strip(_BLANKS)
             if not order:
                 return "missing_order"
+            if len(order) > max_id:
+                return "id_too_long"
         if i_item is None:
             item = None
         else:
-            item = fields[i_item].strip() or None
+            item = fields[i_item].strip(_BLANKS) or None
+            if item is not None and len(item) > max_id:
+                return "id_too_long"
         if item is None and require_item:
             return "missing_item"
 
@@ -574,7 +738,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if i_amount is not None:
             text = fields[i_amount]
             value = money_cache.get(text)
-            if value is None and text and not text.isspace():
+            if value is None and text.strip(_BLANKS):
                 value = parse_decimal(text)
                 if value is None:
                     return reject(fields, "bad_amount")
@@ -604,7 +768,58 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     return parse
 
 
-def make_basket_parser(schema):
+#: Characters stripped around ids, numbers and timestamps: spaces and tabs only.
+_BLANKS = " \t"
+_MAX_TIMESTAMP_CHARS = 64
+#: C0 controls but tab, DEL, C1 controls, and the two Unicode line separators (which
+#: ``str.splitlines`` and JavaScript treat as line ends).
+_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_BLANK_RE = re.compile("[^ \t]+")
+
+
+def _make_splitter(delimiter):
+    """A function ``raw bytes -> list of fields | rejection reason``.
+
+    It applies the checks every line goes through before its fields mean anything: the
+    length limit, UTF-8, control characters; it removes a leading byte-order mark and a
+    trailing carriage return (CRLF), then splits on the delimiter (CSV quoting) or on
+    runs of spaces and tabs (``whitespace``).
+    """
+    max_bytes = LIMITS["line_bytes"]
+    control = _CONTROL_RE.search
+    whitespace = delimiter == _WHITESPACE
+
+    def split(raw):
+        if len(raw) > max_bytes:
+            return "line_too_long"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "undecodable"
+        if "\ufffd" in line:
+            # what a decoder puts in place of bytes it could not decode: Spark's text
+            # input (Hadoop Text -> Java String) hands such lines over already replaced
+            return "undecodable"
+        if line[-1:] in ("\r", "\n"):  # as mrjob strips them: a CRLF file's lines
+            line = line.rstrip("\r\n")
+        if line[:1] == "\ufeff":
+            line = line[1:]
+        if control(line):
+            return "control_character"
+        if whitespace:
+            # str.split() would also split on NBSP and other Unicode spaces
+            return line.split() if line.isascii() else _NOT_BLANK_RE.findall(line) or [""]
+        if '"' not in line:
+            return line.split(delimiter)
+        try:
+            return next(csv.reader([line], delimiter=delimiter))
+        except csv.Error:  # not expected once controls are out; counted, never raised
+            return "column_count"
+
+    return split
+
+
+def make_basket_parser(schema, until_ordinal=None):
     """Build the function that reads one raw line as an item in a basket.
 
     Parameters
@@ -612,6 +827,9 @@ def make_basket_parser(schema):
     schema : InputSchema
         Either full order lines (any purpose; see :attr:`InputSchema.is_order_lines`) or a
         schema made with ``purpose="baskets"``. It must have an ``item_id`` column.
+    until_ordinal : int, optional
+        Day ordinal of an explicit as-of date: later order lines are rejected
+        (``after_as_of``). Basket-only lines have no date and are all kept.
 
     Returns
     -------
@@ -655,7 +873,7 @@ def make_basket_parser(schema):
             f"columns={list(schema.columns)!r} have no item_id column: baskets need items"
         )
     if schema.is_order_lines:
-        parse_line = make_line_parser(schema, require_item=True)
+        parse_line = make_line_parser(schema, require_item=True, until_ordinal=until_ordinal)
 
         def parse_order_line(raw):
             record = parse_line(raw)
@@ -670,8 +888,7 @@ def make_basket_parser(schema):
 def _make_basket_only_parser(schema):
     roles = schema.roles
     n_columns = len(schema.columns)
-    delimiter = schema.delimiter
-    whitespace = delimiter == _WHITESPACE
+    split = _make_splitter(schema.delimiter)
     i_order = roles["order_id"]
     i_item = roles["item_id"]
     i_customer = roles.get("customer_id")
@@ -679,35 +896,30 @@ def _make_basket_only_parser(schema):
     header = tuple(c.lower() for c in schema.columns)
     h_order = header[i_order]
     h_item = header[i_item]
+    max_id = LIMITS["id_chars"]
     quantity_cache = {}
 
     def parse(raw):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "undecodable"
-        if "\ufffd" in line:
-            return "undecodable"
-        if whitespace:
-            fields = line.split()
-        elif '"' in line:
-            fields = next(csv.reader([line], delimiter=delimiter))
-        else:
-            fields = line.split(delimiter)
+        fields = split(raw)
+        if type(fields) is str:
+            return fields
         if len(fields) != n_columns:
-            if not line.strip():
+            if not fields or (len(fields) == 1 and not fields[0].strip(_BLANKS)):
                 return "blank"
-            if tuple(f.strip().lstrip("\ufeff").lower() for f in fields) == header:
+            if tuple(f.strip(_BLANKS).lower() for f in fields) == header:
                 return "header"
             return "column_count"
-        order = fields[i_order].strip()
-        item = fields[i_item].strip()
-        if order.lstrip("\ufeff").lower() == h_order and item.lower() == h_item:
+        order = fields[i_order].strip(_BLANKS)
+        item = fields[i_item].strip(_BLANKS)
+        if order.lower() == h_order and item.lower() == h_item:
             return "header"
         if not order:
             return "missing_order"
         if not item:
             return "missing_item"
+        customer = None if i_customer is None else (fields[i_customer].strip(_BLANKS) or None)
+        if len(order) > max_id or len(item) > max_id or len(customer or "") > max_id:
+            return "id_too_long"
         if i_quantity is not None:
             text = fields[i_quantity]
             quantity = quantity_cache.get(text)
@@ -719,7 +931,23 @@ def _make_basket_only_parser(schema):
                     quantity_cache[text] = quantity
             if quantity <= 0:
                 return "zero_quantity" if quantity == 0 else "return"
-        customer = None if i_customer is None else (fields[i_customer].strip() or None)
         return (order, item, customer)
 
     return parse
+
+
+#: Known dialects. ``cdnow`` is the CDNOW master log shipped with lifetimes; ``baskets`` is
+#: the long basket format ``basket_id,item`` (one line per item in a basket, as in the
+#: supermarket data set), read only by basket jobs.
+PRESETS = {
+    "canonical": InputSchema(CANONICAL_COLUMNS),
+    "cdnow": InputSchema(
+        ("customer_id", "date", "number_of_cds", "dollar_value"),
+        {"timestamp": "date", "quantity": "number_of_cds", "amount": "dollar_value"},
+        delimiter=_WHITESPACE,
+        timestamp_format="%Y%m%d",
+    ),
+    "baskets": InputSchema(
+        ("basket_id", "item"), {"order_id": "basket_id", "item_id": "item"}, purpose="baskets"
+    ),
+}

@@ -165,11 +165,6 @@ class MRCustomerRFM(OrderLineJob):
     def configure_args(self):
         super().configure_args()
         self.add_passthru_arg(
-            "--as-of",
-            default=None,
-            help="YYYY-MM-DD to measure recency and T against (default: latest purchase date)",
-        )
-        self.add_passthru_arg(
             "--period",
             default="D",
             choices=["D", "W"],
@@ -197,8 +192,7 @@ class MRCustomerRFM(OrderLineJob):
     # -- mapper ---------------------------------------------------------------------------
 
     def mapper_init_parser(self):
-        as_of = self.options.as_of
-        self.init_line_parser(until_ordinal=None if as_of is None else parse_as_of(as_of))
+        self.init_line_parser()
         self._customers = {}
         self._combine_max = self.options.combine_max
         self.pause_gc()

@@ -82,7 +82,7 @@ from mrjob.step import MRStep
 
 from mr_jobs.base import OrderLineJob
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
-from mr_jobs.records import format_micros, parse_as_of
+from mr_jobs.records import format_micros
 
 __all__ = [
     "COUNTER_GROUP_SALES",
@@ -197,11 +197,6 @@ class MRSalesSeries(OrderLineJob):
             "items make the series __other__ (default: every item is a series)",
         )
         self.add_passthru_arg(
-            "--as-of",
-            default=None,
-            help="YYYY-MM-DD: reject the lines dated after it as after_as_of (default: none)",
-        )
-        self.add_passthru_arg(
             "--rank-items",
             action="store_true",
             help="output one row per item with its total revenue instead of the series",
@@ -238,8 +233,7 @@ class MRSalesSeries(OrderLineJob):
     # -- step 1 mapper: (series, period, customer) records -------------------------------
 
     def _init_parser(self):
-        as_of = self.options.as_of
-        self.init_line_parser(until_ordinal=None if as_of is None else parse_as_of(as_of))
+        self.init_line_parser()
 
     def mapper_init_series(self):
         self._init_parser()

@@ -43,14 +43,26 @@ def parse(line, schema=CANONICAL, **kwargs):
         ("1e3", 1_000_000_000),
         ("0.0000005", 0),  # half-to-even rounds down to the even 0
         ("0.0000015", 2),  # and up to the even 2
-        ("12345678901234567890.123456", 12345678901234567890123456),
+        ("999999999999999.999999", 999999999999999999999),
+        ("1.5e2", 150_000_000),
+        ("25E-7", 2),
+        ("0e999999", 0),
+        ("-0.0", 0),
+        ("1e-999999", 0),
     ],
 )
 def test_decimals_parse_exactly_into_micros(text, micros):
     assert parse_decimal_micros(text) == micros
 
 
-@pytest.mark.parametrize("text", ["", " ", "n/a", "1,5", "nan", "inf", "-", ".", "1.2.3", "١٢"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *["", " ", "n/a", "1,5", "nan", "inf", "-", ".", "1.2.3", "١٢", "e5", "1e", "1e+"],
+        *["1_000", "0x10", "1e999999999", "1e309", "1e15", "-1000000000000000", "1" * 5000],
+        *["1e5000", "\u00a05", "5\u00a0", "1" + "0" * 39 + "e-40", "１２"],
+    ],
+)
 def test_non_numbers_parse_to_none(text):
     assert parse_decimal_micros(text) is None
 
@@ -230,3 +242,124 @@ def test_schema_args_round_trip_through_the_job_options():
 def test_parse_as_of_names_the_bad_value():
     with pytest.raises(ValueError, match="as_of='2023-02-30'"):
         parse_as_of("2023-02-30")
+
+
+# -- hostile lines: every one is a counted rejection, never an exception ----------------
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (b"O1,C1,2023-01-01,I1,1,1\rO2,C2,2023-01-01,I1,1,1", "control_character"),
+        (b'O1,"C\r1",2023-01-01,I1,1,1', "control_character"),
+        (b'O1,"C\x001",2023-01-01,I1,1,1', "control_character"),
+        (b"O1,C\x1f1,2023-01-01,I1,1,1", "control_character"),
+        ("O1,C\u20281,2023-01-01,I1,1,1", "control_character"),
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03", "undecodable"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "undecodable"),
+        (b"\x1f\x08\x00\x00\x00\x00\x00\x00\x03", "control_character"),
+        ('O1,"' + "x" * 200_000 + '",2023-01-01,I1,1,1', "line_too_long"),
+        ("O1,C1,2023-01-01,I1,1e999999999,1", "bad_quantity"),
+        ("O1,C1,2023-01-01,I1,1,1e999999999", "bad_price"),
+        ("O1,C1,2023-01-01,I1,1e309,1", "bad_quantity"),
+        ("O1,C1,2023-01-01,I1,1,1e309", "bad_price"),
+        ("O1,C1,2023-01-01,I1,1e5000,1", "bad_quantity"),
+        ("O1,C1,2023-01-01,I1,1_000,1", "bad_quantity"),
+        ("O1,C1,2023-01-01,I1,1000000000000000,1", "bad_quantity"),
+        ("O1,C1,0001-01-01T00:30:00+01:00,I1,1,1", "date_out_of_range"),
+        ("O1,C1,9999-12-31T23:30:00-01:00,I1,1,1", "date_out_of_range"),
+        ("O1,C1,9999-01-01,I1,1,1", "date_out_of_range"),
+        ("O1,C1,1899-12-31T23:59:59,I1,1,1", "date_out_of_range"),
+        ("O1,C1,2100-12-31T23:00:00-01:00,I1,1,1", "date_out_of_range"),
+        ("O1,C1,0999-01-01,I1,1,1", "date_out_of_range"),
+        ("O1,C" + "x" * 257 + ",2023-01-01,I1,1,1", "id_too_long"),
+        ("O" + "x" * 257 + ",C1,2023-01-01,I1,1,1", "id_too_long"),
+        ("O1,C1,2023-01-01,I" + "x" * 257 + ",1,1", "id_too_long"),
+    ],
+)
+def test_hostile_lines_are_rejected_with_a_reason(line, reason):
+    assert reason in REJECT_REASONS
+    assert parse(line) == reason
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2023-01-01T10",
+        "2023-01-01T1030",
+        "2023-01-01T10:30+0200",
+        "2023-01-01T10:30:00.1234567",
+        "2023-01-01T10:30:00+02",
+        "2023-W01-1",
+        "20230101",
+        "2023-01-01T10:30:60",
+        "2023-01-01T10:30:00+24:00",
+        "2023-01-01Z",
+        "٢٠٢٣-01-01",
+        "2023-01-01T١٠:30:00",
+    ],
+)
+def test_timestamps_outside_the_documented_grammar_are_rejected(stamp):
+    assert parse(f"O1,C1,{stamp},I1,1,1") == "bad_timestamp"
+
+
+@pytest.mark.parametrize(
+    "stamp, expected",
+    [
+        ("2023-01-01T10:30:00.1", seconds(2023, 1, 1, 10, 30)),
+        ("2023-01-01T10:30:00.123456", seconds(2023, 1, 1, 10, 30)),
+        ("2023-01-01 10:30:00z", seconds(2023, 1, 1, 10, 30)),
+        ("2023-01-01T00:30:00+01:00", seconds(2022, 12, 31, 23, 30)),
+        ("2023-01-01T23:30-01:00", seconds(2023, 1, 2, 0, 30)),
+        (" 2023-01-01T10:30:00\t", seconds(2023, 1, 1, 10, 30)),
+        ("1900-01-01", seconds(1900, 1, 1)),
+        ("2100-12-31T23:59:59", seconds(2100, 12, 31, 23, 59, 59)),
+    ],
+)
+def test_the_documented_timestamp_grammar_is_read_the_same_on_every_python(stamp, expected):
+    assert parse(f"O1,C1,{stamp},I1,1,1")[2] == expected
+
+
+def test_the_date_window_is_configurable_and_checked():
+    wide = InputSchema(CANONICAL.columns, date_window="1700-01-01..2250-12-31")
+    assert parse("O1,C1,1800-02-03,I1,1,1", wide)[2] == seconds(1800, 2, 3)
+    narrow = build_schema(date_window="2023-01-01..2023-01-31")
+    assert parse("O1,C1,2023-02-01,I1,1,1", narrow) == "date_out_of_range"
+    assert "--date-window" in schema_to_args(narrow)
+    assert InputSchema.from_dict(narrow.to_dict()) == narrow
+    for bad in ("0001-01-01..9999-12-31", "2023-02-01..2023-01-01", "2023-01-01", "x..y"):
+        with pytest.raises(SchemaError, match="date_window="):
+            InputSchema(CANONICAL.columns, date_window=bad)
+
+
+def test_epoch_and_pattern_timestamps_outside_the_window_are_rejected():
+    epoch = InputSchema(CANONICAL.columns, timestamp_format="epoch")
+    assert parse("O1,C1,-99999999999999,I1,1,1", epoch) == "date_out_of_range"
+    assert parse("O1,C1,1e14,I1,1,1", epoch) == "date_out_of_range"
+    pattern = InputSchema(CANONICAL.columns, timestamp_format="%Y-%m-%dT%H:%M%z")
+    assert parse("O1,C1,0001-01-01T00:30+0100,I1,1,1", pattern) == "date_out_of_range"
+    assert parse("O1,C1,2023-01-01T00:30+0100,I1,1,1", pattern)[2] == seconds(2022, 12, 31, 23, 30)
+
+
+def test_ids_keep_every_character_but_surrounding_spaces_and_tabs():
+    assert parse("O1,\u00a0C1\u00a0,2023-01-01,I1,1,1")[0] == "\u00a0C1\u00a0"
+    assert parse("O1, \tC1 ,2023-01-01,I1,1,1")[0] == "C1"
+    assert parse("O1,\u05d0\u05d1\u200f\U0001f600,2023-01-01,I1,1,1")[0] == "אב\u200f😀"
+    assert parse("O1,C" + "x" * 255 + ",2023-01-01,I1,1,1")[0] == "C" + "x" * 255
+
+
+def test_a_byte_order_mark_and_a_crlf_ending_are_not_part_of_the_data():
+    assert parse("\ufeffO1,C1,2023-01-01,I1,1,1\r")[:2] == ("C1", "O1")
+    headerless = InputSchema(("customer_id", "timestamp", "amount"))
+    assert parse("\ufeffC1,2023-01-01,5", headerless)[0] == "C1"
+
+
+def test_whitespace_dialect_splits_on_spaces_and_tabs_only():
+    cdnow = PRESETS["cdnow"]
+    assert parse("  00001 19970101 1 11.77", cdnow)[0] == "00001"
+    assert parse("00001\u00a019970101 1 11.77", cdnow) == "column_count"
+    assert parse("   ", cdnow) == "blank"
+
+
+def test_an_unterminated_quote_is_a_column_count_rejection():
+    assert parse('O1,"C1,2023-01-01,I1,1,1') == "column_count"
