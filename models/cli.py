@@ -35,6 +35,7 @@ from models.job_runner import RUNNERS, AccountingError, jobs_started
 from models.progress import Reporter
 from mr_jobs.job_options import add_input_schema_args
 from mr_jobs.records import PRESETS, SchemaError
+from mr_jobs.sales import MAX_PERIODS
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -200,7 +201,7 @@ def _kmeans_options(args):
     }
 
 
-def _add_sales_args(p, period_flag, top_n_flag):
+def _add_sales_args(p, period_flag, top_n_flag, max_periods_flag):
     p.add_argument(
         period_flag,
         dest="sales_period",
@@ -215,10 +216,24 @@ def _add_sales_args(p, period_flag, top_n_flag):
         default=20,
         help="items with a sales series of their own; the rest make __other__ (default: 20)",
     )
+    p.add_argument(
+        max_periods_flag,
+        dest="sales_max_periods",
+        type=int,
+        default=MAX_PERIODS,
+        help=(
+            "the most periods a sales series may span; a longer span is refused "
+            f"(default: {MAX_PERIODS:,})"
+        ),
+    )
 
 
 def _sales_options(args):
-    return {"period": args.sales_period, "top_n": args.sales_top_n}
+    return {
+        "period": args.sales_period,
+        "top_n": args.sales_top_n,
+        "max_periods": args.sales_max_periods,
+    }
 
 
 def _add_forecast_args(p, prefix):
@@ -383,7 +398,7 @@ def build_parser():
     sa.add_argument("--as-of", help="YYYY-MM-DD: leave out the lines after it (default: none)")
     _add_runner_args(sa)
     add_input_schema_args(sa.add_argument)
-    _add_sales_args(sa, "--period", "--top-n")
+    _add_sales_args(sa, "--period", "--top-n", "--max-periods")
 
     f = sub.add_parser("forecast", help="ARIMA forecasts and backtests of published sales series")
     f.add_argument("sales", help="the output directory of `crm-mr sales` (local or hdfs://)")
@@ -431,7 +446,7 @@ def build_parser():
     _add_rfm_args(run)
     _add_basket_args(run)
     _add_kmeans_args(run, "--kmeans-seed")
-    _add_sales_args(run, "--sales-period", "--sales-top-n")
+    _add_sales_args(run, "--sales-period", "--sales-top-n", "--sales-max-periods")
     _add_forecast_args(run, "forecast-")
     _add_churn_args(run, "churn-")
     return parser
@@ -453,6 +468,7 @@ def _schema(args, inputs):
         args.column_map,
         args.delimiter,
         args.timestamp_format,
+        args.date_window,
     )
 
 

@@ -1,8 +1,10 @@
 """Input files as the driver sees them: their sizes, the schema their header implies, and
 local copies of HDFS inputs for the runners that only read local files."""
 
+import bz2
 import contextlib
 import csv
+import gzip
 import io
 import os
 import shutil
@@ -12,7 +14,14 @@ from hdfs_io import LocalFileSystem, get_filesystem
 from mr_jobs.job_options import build_schema
 from mr_jobs.records import ROLES
 
-__all__ = ["describe_inputs", "detect_schema", "first_line", "local_inputs", "LOCAL_ONLY_RUNNERS"]
+__all__ = [
+    "describe_inputs",
+    "detect_schema",
+    "first_line",
+    "data_files",
+    "local_inputs",
+    "LOCAL_ONLY_RUNNERS",
+]
 
 #: mrjob runners whose tasks read local files only (no ``hdfs://``).
 LOCAL_ONLY_RUNNERS = ("inline", "local")
@@ -25,29 +34,78 @@ def describe_inputs(paths):
     ------
     hdfs_io.StorageError
         When an input does not exist (the message names it).
+    ValueError
+        When an input directory holds a subdirectory (see :func:`data_files`).
     """
     described = []
     for path in paths:
         fs, p = get_filesystem(path)
+        if fs.status(p)["type"] == "DIRECTORY":
+            data_files(fs, p)  # refuses subdirectories before any job runs
         described.append({"path": fs.uri(p), "bytes": fs.size(p)})
     return described
 
 
-def first_line(path):
-    """The first line of a file, or of the first ``part-*``/data file of a directory.
+def data_files(fs, path):
+    """The data files of an input directory, as Hadoop reads them.
 
-    Returns ``None`` for empty or compressed inputs.
+    Parameters
+    ----------
+    fs : hdfs_io.FileSystem
+    path : str
+        A directory on ``fs``.
+
+    Returns
+    -------
+    list of str
+        Sorted paths of the files directly in ``path``, leaving out names starting with
+        ``_`` or ``.`` (``_SUCCESS``, ``_manifest.json``, ``.staging``, editor and
+        checksum files): not data, and Hadoop leaves them out too.
+
+    Raises
+    ------
+    ValueError
+        When the directory holds a subdirectory (other than ``_*``/``.*`` ones), naming
+        it: Hadoop's input format refuses those ("Not a file"), so every runner does.
+    """
+    files = []
+    for rel in fs.walk_files(path):
+        parts = rel.split("/")
+        if parts[0].startswith(("_", ".")):
+            continue
+        if len(parts) > 1:
+            raise ValueError(
+                f"the input directory {fs.uri(path)} holds the subdirectory {parts[0]!r}: "
+                "inputs are files or directories of files (give the subdirectory as an "
+                "input of its own)"
+            )
+        files.append(path.rstrip("/") + "/" + rel)
+    return files
+
+
+#: Compressed inputs mrjob and Hadoop decompress by their extension.
+_DECOMPRESSORS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File}
+
+
+def first_line(path):
+    """The first line of a file, or of the first data file of a directory
+    (:func:`data_files`); ``.gz`` and ``.bz2`` files are decompressed, as the jobs read
+    them.
+
+    Returns ``None`` for empty inputs, and for a compressed file that is corrupt.
     """
     fs, p = get_filesystem(path)
     if fs.status(p)["type"] == "DIRECTORY":
-        names = [n for n in fs.list(p) if not n.startswith(("_", "."))]
-        if not names:
+        files = data_files(fs, p)
+        if not files:
             return None
-        p = p.rstrip("/") + "/" + names[0]
-    if p.endswith((".gz", ".bz2")):
-        return None
+        p = files[0]
+    decompress = _DECOMPRESSORS.get(os.path.splitext(p)[1])
     with fs.open_read(p) as f:
-        raw = f.readline(65536)
+        try:
+            raw = (decompress(fileobj=f) if decompress else f).readline(65536)
+        except (OSError, EOFError, ValueError):  # not really gzip/bzip2: the job says so
+            return None
     return raw.decode("utf-8", errors="replace").rstrip("\r\n") or None
 
 
@@ -58,6 +116,7 @@ def detect_schema(
     column_map=(),
     delimiter=None,
     timestamp_format=None,
+    date_window=None,
 ):
     """The input schema for a run, reading column names from the header when not given.
 
@@ -69,7 +128,7 @@ def detect_schema(
     Parameters
     ----------
     input_paths : list of str
-    input_format, columns, column_map, delimiter, timestamp_format
+    input_format, columns, column_map, delimiter, timestamp_format, date_window
         As for :func:`mr_jobs.job_options.build_schema`.
 
     Returns
@@ -88,7 +147,9 @@ def detect_schema(
             )
             if has_customer and len(roles_named) >= 2:
                 columns = names
-    return build_schema(input_format, columns, column_map, delimiter, timestamp_format)
+    return build_schema(
+        input_format, columns, column_map, delimiter, timestamp_format, date_window=date_window
+    )
 
 
 def _delimiter(delimiter):
@@ -97,9 +158,13 @@ def _delimiter(delimiter):
 
 @contextlib.contextmanager
 def local_inputs(paths, runner, progress=None):
-    """Yield input paths the runner can read: for the ``inline`` and ``local`` runners,
-    ``hdfs://`` inputs are first copied (streamed) into a temporary directory, deleted
-    afterwards; every other input, and every input of other runners, is passed as is.
+    """Yield input paths the runner can read, holding data files only.
+
+    For the ``inline`` and ``local`` runners, which would read every file of a directory,
+    local directories are expanded into their :func:`data_files` (so ``_SUCCESS``,
+    ``.hidden`` and ``_logs/`` are left out, as Hadoop leaves them out), and ``hdfs://``
+    inputs are first copied (streamed) into a private temporary directory (mode 0700),
+    deleted afterwards. Other runners get the inputs as they are.
 
     Parameters
     ----------
@@ -113,42 +178,51 @@ def local_inputs(paths, runner, progress=None):
     Yields
     ------
     list of str
+        Never empty: inputs without any data file give one empty file, so a runner
+        never falls back to reading standard input.
     """
-    remote = [p for p in paths if not isinstance(get_filesystem(p)[0], LocalFileSystem)]
-    if runner not in LOCAL_ONLY_RUNNERS or not remote:
+    if runner not in LOCAL_ONLY_RUNNERS:
         yield list(paths)
         return
-    tmp_dir = tempfile.mkdtemp(prefix="crm-inputs-")
+    tmp_dir = []
     try:
         staged = []
         for index, path in enumerate(paths):
-            if path not in remote:
-                staged.append(path)
-                continue
             fs, p = get_filesystem(path)
-            target = os.path.join(tmp_dir, f"input-{index:03d}")
-            if fs.status(p)["type"] == "DIRECTORY":
-                # as Hadoop does: names starting with _ or . are not data
-                files = [
-                    p.rstrip("/") + "/" + rel
-                    for rel in fs.walk_files(p)
-                    if not any(part.startswith(("_", ".")) for part in rel.split("/"))
-                ]
+            if isinstance(fs, LocalFileSystem):
+                staged += data_files(fs, p) if fs.status(p)["type"] == "DIRECTORY" else [p]
             else:
-                files = [p]
-            os.makedirs(target)
-            copied = 0
-            for n, f in enumerate(sorted(files)):
-                local = os.path.join(target, f"{n:05d}-{os.path.basename(f)}")
-                with fs.open_read(f) as src, open(local, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                copied += os.path.getsize(local)
-            if progress:
-                progress(
-                    f"copied {fs.uri(p)} ({len(files)} file(s), {copied:,} bytes) to a local "
-                    f"temporary directory: the {runner} runner reads local files only"
-                )
-            staged.append(target)
+                staged.append(_copy_remote(fs, p, _private_dir(tmp_dir), index, runner, progress))
+        if not staged:
+            empty = os.path.join(_private_dir(tmp_dir), "empty")
+            open(empty, "wb").close()
+            staged.append(empty)
         yield staged
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        for d in tmp_dir:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _private_dir(made):
+    if not made:
+        made.append(tempfile.mkdtemp(prefix="crm-inputs-"))  # mode 0700
+    return made[0]
+
+
+def _copy_remote(fs, p, tmp_dir, index, runner, progress):
+    """Copy one remote input's data files into ``tmp_dir``; return the local directory."""
+    target = os.path.join(tmp_dir, f"input-{index:03d}")
+    files = data_files(fs, p) if fs.status(p)["type"] == "DIRECTORY" else [p]
+    os.makedirs(target)
+    copied = 0
+    for n, f in enumerate(files):
+        local = os.path.join(target, f"{n:05d}-{os.path.basename(f)}")
+        with fs.open_read(f) as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        copied += os.path.getsize(local)
+    if progress:
+        progress(
+            f"copied {fs.uri(p)} ({len(files)} file(s), {copied:,} bytes) to a local "
+            f"temporary directory: the {runner} runner reads local files only"
+        )
+    return target

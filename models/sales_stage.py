@@ -59,6 +59,7 @@ from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
 from mr_jobs.sales import (
     COUNTER_GROUP_SALES,
+    MAX_PERIODS,
     OTHER_SERIES,
     PERIODS,
     SALES_COLUMNS,
@@ -66,7 +67,14 @@ from mr_jobs.sales import (
     MRSalesSeries,
 )
 
-__all__ = ["run_sales_stage", "select_top_items", "fill_periods", "SERIES_CSV"]
+__all__ = [
+    "run_sales_stage",
+    "select_top_items",
+    "fill_periods",
+    "SERIES_CSV",
+    "MAX_PERIODS",
+    "TooManyPeriodsError",
+]
 
 SERIES_CSV = "series.csv"
 
@@ -99,15 +107,31 @@ def select_top_items(item_rows, top_n):
     return ranked[:top_n]
 
 
-def _period_range(first, last, period):
-    """Every period start from ``first`` to ``last`` (``YYYY-MM-DD`` strings), inclusive."""
+class TooManyPeriodsError(ValueError):
+    """The series would span more periods than allowed (see :data:`MAX_PERIODS`)."""
+
+
+def _period_range(first, last, period, max_periods=MAX_PERIODS):
+    """Every period start from ``first`` to ``last`` (``YYYY-MM-DD`` strings), inclusive.
+
+    Raises :class:`TooManyPeriodsError` before building the list when there would be more
+    than ``max_periods``.
+    """
     step = 1 if period == "D" else 7
-    start = pd.Timestamp(first).toordinal()
-    end = pd.Timestamp(last).toordinal()
-    return [pd.Timestamp.fromordinal(o).strftime("%Y-%m-%d") for o in range(start, end + 1, step)]
+    start = datetime.date.fromisoformat(first).toordinal()
+    end = datetime.date.fromisoformat(last).toordinal()
+    count = (end - start) // step + 1
+    if count > max_periods:
+        unit = "days" if period == "D" else "weeks"
+        raise TooManyPeriodsError(
+            f"the sales series would span {count:,} {unit} ({first} .. {last}), more than "
+            f"max_periods={max_periods:,}: narrow the input's dates (--date-window, "
+            "--as-of) or raise --max-periods"
+        )
+    return [datetime.date.fromordinal(o).isoformat() for o in range(start, end + 1, step)]
 
 
-def fill_periods(rows, series_order, period):
+def fill_periods(rows, series_order, period, max_periods=MAX_PERIODS):
     """Rows for every series and every period from the first to the last, zeros where
     the job wrote none.
 
@@ -119,15 +143,23 @@ def fill_periods(rows, series_order, period):
         The series to return, in order; a series without any row gets zeros throughout.
     period : {"D", "W"}
         Prior validation is assumed.
+    max_periods : int
+        The most periods allowed (see :data:`MAX_PERIODS`).
 
     Returns
     -------
     (list of dict, list of str)
         The rows sorted by series (in ``series_order``) then period, and the periods.
+
+    Raises
+    ------
+    TooManyPeriodsError
+        When the rows span more than ``max_periods`` periods (checked first).
     """
     if not rows:
         return [], []
-    periods = _period_range(min(r["period"] for r in rows), max(r["period"] for r in rows), period)
+    first, last = min(r["period"] for r in rows), max(r["period"] for r in rows)
+    periods = _period_range(first, last, period, max_periods)
     found = {(r["series"], r["period"]): r for r in rows}
     filled = []
     for series in series_order:
@@ -161,11 +193,13 @@ def _frame(rows):
     return frame.astype({"revenue": "float64", "orders": "int64", "customers": "int64"})
 
 
-def _check_arguments(period, top_n):
+def _check_arguments(period, top_n, max_periods):
     if period not in PERIODS:
         raise ValueError(f"period={period!r} should be one of {PERIODS}")
     if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
         raise ValueError(f"top_n={top_n!r} should be an int >= 0")
+    if isinstance(max_periods, bool) or not isinstance(max_periods, int) or max_periods < 1:
+        raise ValueError(f"max_periods={max_periods!r} should be an int >= 1")
 
 
 def run_sales_stage(
@@ -176,6 +210,7 @@ def run_sales_stage(
     period="W",
     top_n=20,
     as_of=None,
+    max_periods=MAX_PERIODS,
     runner="inline",
     conf_paths=None,
     overwrite=False,
@@ -197,6 +232,9 @@ def run_sales_stage(
         Items with a series of their own (>= 0); the others make ``__other__``.
     as_of : str, optional
         ``YYYY-MM-DD``: the lines dated after it are rejected as ``after_as_of``.
+    max_periods : int
+        The most periods a series may span (default :data:`MAX_PERIODS`); more is refused
+        with :class:`TooManyPeriodsError` before anything is published.
     runner : str
         mrjob runner.
     conf_paths : list of str or None
@@ -225,7 +263,7 @@ def run_sales_stage(
     -----
     See the module docstring for the passes, the series and the published layout.
     """
-    _check_arguments(period, top_n)
+    _check_arguments(period, top_n, max_periods)
     if as_of is not None:
         as_of = datetime.date.fromordinal(parse_as_of(as_of)).isoformat()
     say = reporter.progress("sales") if reporter else (lambda message: None)
@@ -291,7 +329,7 @@ def run_sales_stage(
             series_order.append(OTHER_SERIES)
         if not rows:
             series_order = []
-        filled, periods = fill_periods(rows, series_order, period)
+        filled, periods = fill_periods(rows, series_order, period, max_periods)
         say(
             f"job finished in {job_seconds:.1f} s; publishing {len(series_order)} series x "
             f"{len(periods)} periods"
@@ -306,6 +344,7 @@ def run_sales_stage(
                 "period": period,
                 "top_n": top_n,
                 "as_of": as_of,
+                "max_periods": max_periods,
                 "overwrite": overwrite,
             },
             runner=runner,

@@ -94,7 +94,12 @@ __all__ = [
     "period_index",
     "period_start",
     "read_top_items",
+    "MAX_PERIODS",
 ]
+
+#: The most periods a series may span (the sales stage fills every one with zeros where
+#: nothing sold): 27 years of days, 190 years of weeks; ``--max-periods`` changes it.
+MAX_PERIODS = 10_000
 
 #: The fields of each output row, in order.
 SALES_COLUMNS = ("series", "period", "revenue", "quantity", "orders", "customers")
