@@ -245,6 +245,12 @@ def test_too_few_customers_raise_and_publish_nothing(tmp_path):
         ({"top_drivers": -1}, "top_drivers=-1"),
         ({"top_drivers": 9}, "top_drivers=9 should be <= 8"),
         ({"seed": -1}, "seed=-1"),
+        ({"horizon_days": 99999999}, "horizon_days=99999999 should be at most 3650"),
+        ({"horizon_days": 3651}, "horizon_days=3651 should be at most 3650"),
+        (
+            {"cutoff": "9999-12-01", "horizon_days": 90},
+            "cutoff='9999-12-01' plus horizon_days=90 ends after 9999-12-31",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_before_any_job_runs(log, tmp_path, no_jobs, kwargs, message):
@@ -287,3 +293,14 @@ def test_an_existing_output_is_refused_before_any_job_runs(log, tmp_path, no_job
         run_churn_stage([str(log)], str(out), schema=CANONICAL)
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_default_cutoff_before_year_1_is_refused_naming_the_date_and_horizon():
+    assert models.churn_stage.default_cutoff("0001-04-01", 90) == "0001-01-01"
+    with pytest.raises(ValueError, match="0001-03-01 minus horizon_days=90 falls before year 1"):
+        models.churn_stage.default_cutoff("0001-03-01", 90)
+
+
+def test_the_longest_horizon_passes_the_checks(log, tmp_path, no_jobs):
+    with pytest.raises(AssertionError, match="a MapReduce job ran"):  # it got that far
+        run_churn_stage([str(log)], str(tmp_path / "c"), schema=CANONICAL, horizon_days=3650)

@@ -213,8 +213,7 @@ def test_resume_after_a_failed_stage_keeps_the_completed_stages_and_ends_identic
 
     with monkeypatch.context() as patch:
         patch.setattr(models.forecast_stage, "run_forecast_stage", crash)
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            main(args)
+        assert main(args) == 1  # a runtime failure, reported in one line
     record = json.loads((root / "_pipeline.json").read_text())
     assert record["status"] == "failed" and record["failed_stage"] == "forecasts"
     assert "simulated crash" in record["error"]
@@ -251,6 +250,82 @@ def test_resume_with_other_parameters_is_refused_naming_them(tmp_path, capsys):
     stamp = (root / "sales" / "_SUCCESS").stat().st_mtime_ns
     assert main(args + ["--resume"]) == 0
     assert (root / "sales" / "_SUCCESS").stat().st_mtime_ns == stamp
+
+
+HEADER = "order_id,customer_id,timestamp,item_id,quantity,unit_price\n"
+TWO_ORDERS = "O1,C1,2024-01-02 10:00:00,I1,1,10.00\nO2,C2,2024-01-05 11:00:00,I2,2,5.00\n"
+
+
+@pytest.mark.parametrize(
+    "content, extra, reason",
+    [
+        ("", [], "lines read=0"),
+        (HEADER, [], "'header': 1"),
+        (HEADER + "O1,,2024-01-02,I1,1,10\nnot a line\n", [], "missing_customer"),
+        (HEADER + TWO_ORDERS, ["--as-of", "2023-12-31"], "'after_as_of': 2"),
+    ],
+    ids=["empty", "header-only", "all-bad", "as-of-before-all-data"],
+)
+def test_a_run_with_no_accepted_customer_records_the_customer_stages_as_skipped(
+    tmp_path, capsys, content, extra, reason
+):
+    data = tmp_path / "in.csv"
+    data.write_text(content)
+    root = tmp_path / "out"
+    args = ["run", "-i", str(data), "-o", str(root), "--no-mrjob-conf", "--sales-top-n", "0"]
+    assert main([*args, *extra]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "[segments] skipped: no accepted customer" in err
+    record = json.loads((root / "_pipeline.json").read_text())
+    assert record["status"] == "completed"
+    status = {s["stage"]: s["status"] for s in record["stages"]}
+    assert status["segments"] == status["churn"] == "skipped"
+    assert status["rfm"] == "completed" and read_jsonl(root / "rfm") == []
+    skipped = [s for s in record["stages"] if s["status"] == "skipped"]
+    assert all(s["skipped"].startswith("no accepted customer") for s in skipped)
+    assert reason in skipped[0]["skipped"]
+
+
+def test_baskets_as_of_leaves_out_the_later_lines(tmp_path, capsys):
+    data = tmp_path / "in.csv"
+    data.write_text(HEADER + TWO_ORDERS + "O3,C1,2024-03-01 10:00:00,I1,1,10.00\n")
+    out, rec = tmp_path / "b", tmp_path / "r"
+    args = ["baskets", str(data), "-o", str(out), "--recommendations", str(rec), "-q"]
+    assert main([*args, "--as-of", "2024-02-01", "--no-itemsets", "--no-mrjob-conf"]) == 0
+    manifest = read_manifest(LocalFileSystem(), str(out))
+    assert manifest["lines"]["rejected_by_reason"] == {"after_as_of": 1, "header": 1}
+    assert manifest["parameters"]["as_of"] == "2024-02-01"
+    assert read_manifest(LocalFileSystem(), str(rec))["lines"] == manifest["lines"]
+
+
+def test_resume_refuses_an_input_edited_in_place_with_the_same_size(tmp_path):
+    from models.pipeline import ResumeError, _check_same_run, _input_sizes
+
+    data = tmp_path / "in.csv"
+    data.write_text(HEADER + TWO_ORDERS)
+    before = {"parameters": {}, "inputs": _input_sizes([str(data)])}
+    _check_same_run(before, {}, _input_sizes([str(data)]))  # unchanged: accepted
+    stat = data.stat()
+    data.write_text(HEADER + TWO_ORDERS.replace("10.00", "90.00"))
+    assert data.stat().st_size == stat.st_size
+    with pytest.raises(ResumeError, match=f"input file://{data} changed since the previous"):
+        _check_same_run(before, {}, _input_sizes([str(data)]))
+    # even with the modification time put back, the first and last 64 KiB differ
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(ResumeError, match="same size"):
+        _check_same_run(before, {}, _input_sizes([str(data)]))
+
+
+def test_resume_refuses_a_file_added_to_an_input_directory(tmp_path):
+    from models.pipeline import ResumeError, _check_same_run, _input_sizes
+
+    directory = tmp_path / "orders"
+    directory.mkdir()
+    (directory / "a.csv").write_text(HEADER + TWO_ORDERS)
+    before = {"parameters": {}, "inputs": _input_sizes([str(directory)])}
+    (directory / "b.csv").write_text("")
+    with pytest.raises(ResumeError, match="orders changed since the previous run"):
+        _check_same_run(before, {}, _input_sizes([str(directory)]))
 
 
 def test_forecast_command_on_a_published_sales_output(pipeline_root, tmp_path, capsys):
