@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 from .base import FileSystem, encode_lines, local_file_chunks
 from .errors import PathExists, PathNotFound, StorageError
 
-__all__ = ["LocalFileSystem", "local_path"]
+__all__ = ["LocalFileSystem", "local_path", "atomic_file"]
 
 
 def local_path(path):
@@ -47,6 +47,83 @@ def local_path(path):
             "Cannot use %r on the local filesystem: unsupported scheme", path, path=path
         )
     return os.path.abspath(path)
+
+
+@contextlib.contextmanager
+def atomic_file(path, overwrite=False):
+    """Open a new temporary file beside `path` for binary writes; move it to `path` when done.
+
+    The temporary file has an unpredictable name (``.<name>.tmp-<uuid4 hex>``) in the
+    destination's directory and is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, like
+    :func:`tempfile.mkstemp` does, so a file or symbolic link planted there is never
+    followed or reused; its mode is ``0o666`` filtered by the umask, like any new file
+    (``mkstemp`` would make it ``0o600``). Readers see the old file, no file, or the
+    complete new one. On any error the temporary file is removed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; missing parent directories are created.
+    overwrite : bool, optional
+        Replace an existing file (a symbolic link at `path` is replaced, never followed).
+        Default False.
+
+    Yields
+    ------
+    io.BufferedWriter
+        The temporary file, open for binary writes.
+
+    Raises
+    ------
+    StorageError
+        If `path` is a directory (checked before anything is created), or writing fails.
+    PathExists
+        If `path` exists and `overwrite` is False.
+    """
+    path = local_path(path)
+    if os.path.isdir(path):
+        raise StorageError("Cannot write %r: it is a directory", path, path=path)
+    if not overwrite and os.path.lexists(path):
+        raise PathExists("Cannot write %r: file exists", path, path=path)
+    parent = os.path.dirname(path)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise _error("write", path, exc) from exc
+    try:
+        with os.fdopen(fd, "wb") as fileobj:
+            yield fileobj
+            fileobj.flush()
+            os.fsync(fileobj.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+    except OSError as exc:
+        raise _error("write", path, exc) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _link_no_clobber(tmp, path):
+    """Move `tmp` to `path` atomically, failing if `path` appeared in the meantime."""
+    try:
+        os.link(tmp, path)  # atomic and fails with EEXIST, unlike os.replace
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # Filesystem without hard links: best effort.
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", path) from exc
+        os.replace(tmp, path)
 
 
 def _error(action, path, exc):
@@ -206,48 +283,9 @@ class LocalFileSystem(FileSystem):
 
     def _write_chunks(self, path, chunks, overwrite):
         """Write `chunks` to a temporary sibling file, then move it to `path` atomically."""
-        path = local_path(path)
-        parent = os.path.dirname(path)
-        if not overwrite and os.path.lexists(path):
-            raise PathExists("Cannot write %r: file exists", path, path=path)
-        if os.path.isdir(path):
-            raise StorageError("Cannot write %r: it is a directory", path, path=path)
-        tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-        try:
-            os.makedirs(parent, exist_ok=True)
-            # O_EXCL: never follow or reuse a file that someone else created; the mode is
-            # filtered by the umask like for any new file.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                with os.fdopen(fd, "wb") as fileobj:
-                    for chunk in chunks:
-                        fileobj.write(chunk)
-                    fileobj.flush()
-                    os.fsync(fileobj.fileno())
-                if overwrite:
-                    os.replace(tmp, path)
-                else:
-                    self._link_no_clobber(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        except OSError as exc:
-            raise _error("write", path, exc) from exc
-
-    @staticmethod
-    def _link_no_clobber(tmp, path):
-        """Move `tmp` to `path` atomically, failing if `path` appeared in the meantime."""
-        try:
-            os.link(tmp, path)  # atomic and fails with EEXIST, unlike os.replace
-        except FileExistsError:
-            raise
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                raise
-            # Filesystem without hard links: best effort.
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, "File exists", path) from exc
-            os.replace(tmp, path)
+        with atomic_file(path, overwrite=overwrite) as fileobj:
+            for chunk in chunks:
+                fileobj.write(chunk)
 
     def write(self, path, data, overwrite=False):
         """Write a file atomically, creating missing parent directories.

@@ -2,14 +2,21 @@
 
 The generator (:mod:`models.synthetic`) writes local files. For an ``hdfs://`` destination
 it writes them into a local temporary directory first, then streams each file to HDFS
-through :mod:`hdfs_io`, each renamed into place only when complete.
+through :mod:`hdfs_io`, each renamed into place only when complete. A destination that is
+a directory is refused before anything is generated or written.
 """
 
 import os
 import shutil
 import tempfile
 
-from hdfs_io import LocalFileSystem, PathExists, get_filesystem, write_file_atomically
+from hdfs_io import (
+    LocalFileSystem,
+    PathExists,
+    UnsafePathError,
+    get_filesystem,
+    write_file_atomically,
+)
 from models.manifest import Stopwatch
 from models.synthetic import customers_truth_path, generate, truth_path
 
@@ -19,6 +26,22 @@ __all__ = ["generate_data", "data_files"]
 def data_files(destination):
     """The files a generation writes: the log, its truth JSON, the per-customer truth."""
     return [destination, truth_path(destination), customers_truth_path(destination)]
+
+
+def _check_targets(fs, path, overwrite):
+    """Refuse directories among the targets, and existing files unless ``overwrite``."""
+    for target in data_files(path):
+        if not fs.exists(target):
+            continue
+        if fs.status(target)["type"] == "DIRECTORY":
+            raise UnsafePathError(
+                "Cannot write generated data to %s: it is a directory; give a file path (e.g. %s)",
+                fs.uri(target),
+                fs.uri(target.rstrip("/") + "/orders.csv"),
+                path=target,
+            )
+        if not overwrite:
+            raise PathExists(f"{fs.uri(target)} exists; pass --overwrite to replace it")
 
 
 def generate_data(destination, options=None, *, overwrite=False, reporter=None):
@@ -45,17 +68,15 @@ def generate_data(destination, options=None, *, overwrite=False, reporter=None):
     ------
     hdfs_io.PathExists
         When a file exists and ``overwrite`` is false (checked before generating).
+    hdfs_io.UnsafePathError
+        When a destination is a directory (checked before generating).
     """
     say = reporter.progress("data") if reporter else None
     fs, path = get_filesystem(destination)
-    if not overwrite:
-        for target in data_files(path):
-            if fs.exists(target):
-                raise PathExists(f"{fs.uri(target)} exists; pass --overwrite to replace it")
+    _check_targets(fs, path, overwrite)
     watch = Stopwatch()
     if isinstance(fs, LocalFileSystem):
         local_file = fs.normalize(path)
-        os.makedirs(os.path.dirname(os.path.abspath(local_file)), exist_ok=True)
         truth = generate(local_file, progress=say, **(options or {}))
     else:
         tmp_dir = tempfile.mkdtemp(prefix="crm-data-")

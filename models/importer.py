@@ -10,12 +10,19 @@ CDNOW gives a line total, and total / quantity is not always a finite decimal). 
 without order ids gets one per line (``L<line number>``): each line is one purchase.
 A source without item ids leaves ``item_id`` empty (fine for RFM, not for baskets).
 Timestamps at midnight are written as dates.
+
+The destination is written to a new hidden temporary file of unpredictable name and renamed
+into place (:func:`hdfs_io.write_file_atomically`): a failed import leaves nothing behind and
+nothing planted beside the destination is followed. A destination that is the source
+itself, however spelled (``./x``, ``a//x``, a symbolic link to it), is refused before
+anything is written.
 """
 
 import csv
 import json
 
 from hdfs_io import PathExists, get_filesystem, write_file_atomically
+from hdfs_io.paths import check_disjoint
 from models.inputs import describe_inputs
 from models.manifest import Stopwatch, build_manifest
 from mr_jobs.records import (
@@ -54,11 +61,15 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
     ------
     hdfs_io.PathExists
         When ``destination`` exists and ``overwrite`` is false.
+    hdfs_io.paths.OverlappingPathsError
+        When ``destination`` or its manifest is ``source`` itself, however spelled
+        (checked before anything is written, by :func:`hdfs_io.paths.check_disjoint`).
     """
     say = reporter.progress("import") if reporter else (lambda message: None)
     src_fs, src = get_filesystem(source)
     dst_fs, dst = get_filesystem(destination)
     manifest_path = dst + ".manifest.json"
+    check_disjoint([source], [destination, destination + ".manifest.json"])
     if not overwrite:
         for path in (dst, manifest_path):
             if dst_fs.exists(path):

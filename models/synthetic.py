@@ -79,6 +79,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hdfs_io.local import atomic_file
+
 __all__ = [
     "DEFAULT_CUSTOMERS",
     "GENERATOR",
@@ -303,7 +305,13 @@ def generate(
     Raises
     ------
     ValueError
-        When both ``customers`` and ``lines`` are given, or an argument is out of range.
+        When both ``customers`` and ``lines`` are given, an argument is out of range, or
+        a destination is a directory (checked before any work).
+    hdfs_io.StorageError
+        When a file cannot be written. Each file is written to a new temporary file of
+        unpredictable name beside it (``O_EXCL``, see :func:`hdfs_io.local.atomic_file`)
+        and renamed into place, so a failed write leaves nothing behind and a symbolic
+        link planted beside the destination is never followed.
 
     Notes
     -----
@@ -319,6 +327,7 @@ def generate(
     True
     """
     start_date = _check_arguments(customers, lines, seed, start, days, n_items, dirty_rate)
+    _check_destinations(path)
     if progress is not None and not callable(progress):
         raise ValueError(f"progress={progress!r} should be a callable or None")
     say = progress if progress is not None else _silent
@@ -348,9 +357,6 @@ def generate(
     log = _assemble(seed, sim, basket, cal, dirty_rate)
 
     path = os.fspath(path)
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
     say(f"writing {log.lines_total:,} lines to {path}")
     _write_csv(path, log, sim, cat, cal)
     truth = _truth(parameters, seed, cal, cat, sim, basket, log, path)
@@ -361,6 +367,21 @@ def generate(
 
 def _silent(message):
     pass
+
+
+def _check_destinations(path):
+    """Refuse, before any work, destinations that cannot become files (directories)."""
+    for target in (path, truth_path(path), customers_truth_path(path)):
+        if os.path.isdir(target):
+            raise ValueError(
+                f"cannot write the generated log to {os.fspath(target)!r}: it is a directory; "
+                "give a file path (e.g. DIR/orders.csv)"
+            )
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"cannot write the generated log under {parent!r}: it is a file")
 
 
 def _check_arguments(customers, lines, seed, start, days, n_items, dirty_rate):
@@ -864,8 +885,7 @@ def _write_csv(path, log, sim, cat, cal):
     anchors = log.dirty_anchor.tolist()
     d = 0
     n = log.order_num.size
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_file(path, overwrite=True) as fh:
         fh.write((HEADER + "\n").encode("ascii"))
         for a in range(0, n, _WRITE_CHUNK):
             b = min(n, a + _WRITE_CHUNK)
@@ -883,7 +903,6 @@ def _write_csv(path, log, sim, cat, cal):
                 pieces.extend(text[prev - a :])
                 text = pieces
             fh.write(("\n".join(text) + "\n").encode("utf-8", "surrogateescape"))
-    os.replace(tmp, path)
 
 
 def _dirty_texts(log, prefix, item_str, tails, tail_index):
@@ -917,10 +936,8 @@ def _dirty_texts(log, prefix, item_str, tails, tail_index):
 
 
 def _write_text(path, text):
-    tmp = os.fspath(path) + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with atomic_file(path, overwrite=True) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------- truth

@@ -291,3 +291,108 @@ def test_a_long_non_json_error_body_is_cut_to_about_200_characters():
             fs.status("/user/ann")
     message = str(info.value)
     assert "x" * 200 in message and "x" * 201 not in message and message.endswith("...")
+
+
+# -- generate and import: directories, planted symlinks, the source as destination ------------
+
+CDNOW_LINES = "00001 19970101 1 11.77\n00002 19970112 2 89.00\n00001 19970115 1 5.00\n"
+
+
+def _crm_mr(*args):
+    from models.cli import main
+
+    return main(list(args))
+
+
+def _tree(directory):
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*"))
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_generate_onto_an_existing_directory_is_a_clear_error_leaving_nothing(
+    tmp_path, capsys, overwrite
+):
+    target = tmp_path / "data"
+    target.mkdir()
+    assert _crm_mr("generate", "-o", str(target), "--customers", "20", "-q", *overwrite) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and str(target) in err and "Traceback" not in err
+    assert _tree(tmp_path) == ["data"]
+
+
+def test_generate_never_follows_a_symlink_planted_at_a_predictable_temporary_name(tmp_path):
+    from models.synthetic import generate
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "orders.csv"
+    planted = [tmp_path / f"{out.name}.tmp", tmp_path / f".{out.name}.tmp"]
+    planted += [tmp_path / "orders.truth.json.tmp", tmp_path / "orders.customers.jsonl.tmp"]
+    for link in planted:
+        link.symlink_to(victim)
+    generate(out, customers=20, seed=1)
+    assert victim.read_text() == "precious\n"
+    assert all(link.is_symlink() for link in planted)
+    assert out.read_bytes().startswith(b"order_id,")
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_generate_replaces_a_symlink_at_the_destination_instead_of_writing_through_it(tmp_path):
+    from models.synthetic import generate
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "orders.csv"
+    out.symlink_to(victim)
+    generate(out, customers=20, seed=1)
+    assert victim.read_text() == "precious\n" and not out.is_symlink()
+
+
+def test_import_of_a_file_onto_itself_is_refused_before_anything_is_written(tmp_path, capsys):
+    source = tmp_path / "cdnow.txt"
+    source.write_text(CDNOW_LINES)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias.txt").symlink_to(source)
+    spellings = [
+        str(source),
+        f"{tmp_path}/./cdnow.txt",
+        f"{tmp_path}//cdnow.txt",
+        f"{tmp_path}/sub/../cdnow.txt",
+        str(tmp_path / "alias.txt"),
+        source.as_uri(),
+    ]
+    for destination in spellings:
+        code = _crm_mr("import", "--format", "cdnow", str(source), destination, "--overwrite")
+        err = capsys.readouterr().err
+        assert code == 2, destination
+        assert "is the same as input" in err and "Traceback" not in err
+    assert source.read_text() == CDNOW_LINES
+    assert _tree(tmp_path) == ["alias.txt", "cdnow.txt", "sub"]
+
+
+def test_import_never_follows_a_symlink_planted_beside_the_destination(tmp_path):
+    source = tmp_path / "cdnow.txt"
+    source.write_text(CDNOW_LINES)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "orders.csv"
+    for name in (f"{out.name}.tmp", f".{out.name}.tmp", f"{out.name}.manifest.json.tmp"):
+        (tmp_path / name).symlink_to(victim)
+    assert _crm_mr("import", "--format", "cdnow", str(source), str(out), "-q") == 0
+    assert victim.read_text() == "precious\n"
+    assert out.read_text().splitlines()[0].startswith("order_id,customer_id")
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_import_log_itself_refuses_its_source_as_destination(tmp_path):
+    from hdfs_io.paths import OverlappingPathsError
+    from models.importer import import_log
+    from mr_jobs.records import PRESETS
+
+    source = tmp_path / "cdnow.txt"
+    source.write_text(CDNOW_LINES)
+    (tmp_path / "alias.txt").symlink_to(source)
+    with pytest.raises(OverlappingPathsError, match="is the same as input"):
+        import_log(str(source), str(tmp_path / "alias.txt"), PRESETS["cdnow"], overwrite=True)
+    assert source.read_text() == CDNOW_LINES
+    assert _tree(tmp_path) == ["alias.txt", "cdnow.txt"]
