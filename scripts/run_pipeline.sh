@@ -40,8 +40,9 @@ with the same options and --resume to keep the stages that completed.
 Environment:
   CRM_MR        the crm-mr command to run (default: crm-mr on PATH, else .venv/bin/crm-mr
                 beside this script's checkout)
-  CRM_LOCK_DIR  where the lock file goes, so two runs never write the same root
-                (default: the system temp directory)
+  CRM_LOCK_DIR  where the locks of hdfs:// output roots go, a private directory
+                (default: ~/.cache/crm-mapreduce/locks, mode 700); a local root's
+                lock is <parent>/.<name>.crm-lock beside it
 
 Example (cron, every night at 02:00):
   0 2 * * *  /opt/crm-mapreduce/scripts/run_pipeline.sh -r hadoop \
@@ -92,10 +93,71 @@ if [[ -z "$crm_mr" ]]; then
   fi
 fi
 
-lock_dir=${CRM_LOCK_DIR:-${TMPDIR:-/tmp}}
-lock_name=$(printf '%s' "$output_root" | tr -c 'A-Za-z0-9._-' '_')
-lock_file="$lock_dir/crm-mapreduce.$lock_name.lock"
-exec 9>"$lock_file"
+# One lock per output root, so two runs never write the same root.
+#   local root: <parent>/.<name>.crm-lock beside it, by the resolved path (/x/out, /x/./out,
+#               /x//out and a symlink to /x/out share one lock);
+#   hdfs:// root: a lock in a private local directory (CRM_LOCK_DIR), keyed by the URI with
+#               its path normalised.
+# The lock file is never opened through a symbolic link, and never truncated.
+refuse_lock() { log "refusing lock file $1: $2"; exit 2; }
+
+lock_file_for() {
+  local root=$1 path parent name key
+  case "$root" in
+    hdfs:*|HDFS:*)
+      local authority=${root#*:} rest
+      authority=${authority#//}
+      rest=/${authority#*/}
+      [[ "$authority" == */* ]] || rest=/
+      authority=${authority%%/*}
+      authority=${authority##*@}  # never a password in a file name
+      path=$(realpath -m -s -- "$rest")
+      key="hdfs://${authority,,}$path"
+      private_lock_dir
+      name=$(printf '%s' "$key" | tr -c 'A-Za-z0-9._-' '_' | cut -c1-80)
+      printf '%s/%s.%s.crm-lock' "$lock_dir" "$name" \
+        "$(printf '%s' "$key" | sha256sum | cut -c1-16)"
+      return ;;
+    file://localhost/*) path=${root#file://localhost} ;;
+    file://*) path=${root#file://} ;;
+    file:*) path=${root#file:} ;;
+    *) path=$root ;;
+  esac
+  path=$(realpath -m -- "$path")
+  [[ "$path" != / ]] || { log "output root '$root' is the filesystem root"; exit 2; }
+  parent=$(dirname -- "$path")
+  name=$(basename -- "$path")
+  mkdir -p -- "$parent"
+  printf '%s/.%s.crm-lock' "$parent" "$name"
+}
+
+private_lock_dir() {
+  lock_dir=${CRM_LOCK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/crm-mapreduce/locks}
+  mkdir -p -m 700 -- "$lock_dir"
+  [[ ! -L "$lock_dir" && -O "$lock_dir" ]] ||
+    refuse_lock "$lock_dir" "the lock directory is a symbolic link or not yours"
+}
+
+open_lock() {
+  local file=$1
+  if [[ -L "$file" ]]; then
+    refuse_lock "$file" "it is a symbolic link"
+  elif [[ -e "$file" && ! -f "$file" ]]; then
+    refuse_lock "$file" "it is not a regular file"
+  elif [[ -e "$file" ]]; then
+    exec 9<"$file"  # an existing lock: read-only, so never truncated
+  else
+    set -C  # noclobber: created with O_EXCL, so a link planted meanwhile is not followed
+    exec 9>"$file" || refuse_lock "$file" "it appeared while being created"
+    set +C
+  fi
+  # the file opened is the one at that name, not a link swapped in after the checks
+  [[ ! -L "$file" && "$(stat -L -c %d:%i /dev/fd/9)" == "$(stat -c %d:%i -- "$file")" ]] ||
+    refuse_lock "$file" "it changed while being opened"
+}
+
+lock_file=$(lock_file_for "$output_root")
+open_lock "$lock_file"
 if ! flock -n 9; then
   log "another run is writing $output_root (lock $lock_file); not starting"
   exit 3
