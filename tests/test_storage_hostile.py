@@ -396,3 +396,22 @@ def test_import_log_itself_refuses_its_source_as_destination(tmp_path):
         import_log(str(source), str(tmp_path / "alias.txt"), PRESETS["cdnow"], overwrite=True)
     assert source.read_text() == CDNOW_LINES
     assert _tree(tmp_path) == ["alias.txt", "cdnow.txt"]
+
+
+def test_crm_mr_verbose_against_a_non_webhdfs_server_prints_no_password_or_token(tmp_path):
+    with _serving(_HtmlServer) as url:
+        host = url.removeprefix("http://")
+        env = dict(
+            os.environ,
+            CRM_WEBHDFS_URL=f"http://ann:{PASSWORD}@{host}",
+            CRM_WEBHDFS_TOKEN=TOKEN,
+            CRM_WEBHDFS_RETRIES="1",
+        )
+        command = [sys.executable, "-m", "models.cli", "generate", "-v", "-o"]
+        command.append(f"hdfs://ann:{PASSWORD}@{host}/user/ann/orders.csv")
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode != 0, done.stderr  # a storage failure (1 since the exit codes of #15)
+    assert "Instantiated" in done.stderr  # the hdfs library logged its client's URL (-v)
+    assert "with an HTML page, not WebHDFS JSON" in done.stderr
+    assert PASSWORD not in done.stderr and TOKEN not in done.stderr
+    assert PASSWORD not in done.stdout and TOKEN not in done.stdout
