@@ -27,8 +27,9 @@ __all__ = [
     "shorten",
 ]
 
-#: ``scheme://user:password@``: the password is replaced, the user name kept.
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:'\"]*):[^/@\s'\"]*@")
+#: ``scheme://user:password@``: the password is replaced, the user name kept. The password
+#: runs to the last ``@`` before the path, so an unencoded ``@`` in it is masked too.
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s:'\"]*):[^/\s'\"]*@")
 #: ``name=value`` pairs of a query string (or of any text) that carry a credential.
 _SECRET_PARAM_RE = re.compile(
     r"(?i)\b([\w.-]*(?:delegation|token|password|passwd|secret))=[^&\s'\"#,;)]+"

@@ -62,6 +62,7 @@ def test_redact_uri_masks_the_password_and_delegation_token_but_keeps_user_and_h
     assert shown == "hdfs://ann:***@nn.example:8020/user/ann/out?delegation=***&op=OPEN"
     assert redact_uri("see http://x/?access_token=abc&p=1") == "see http://x/?access_token=***&p=1"
     assert redact_uri("/plain/path/out") == "/plain/path/out"
+    assert redact_uri("hdfs://ann:p@ss@nn/x") == "hdfs://ann:***@nn/x"  # '@' left unencoded
 
 
 def test_redact_secrets_walks_nested_json_values():
