@@ -21,7 +21,7 @@ anything is written.
 import csv
 import json
 
-from hdfs_io import PathExists, get_filesystem, write_file_atomically
+from hdfs_io import PathExists, UnsafePathError, get_filesystem, write_file_atomically
 from hdfs_io.paths import check_disjoint
 from models.inputs import describe_inputs
 from models.manifest import Stopwatch, build_manifest
@@ -61,6 +61,8 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
     ------
     hdfs_io.PathExists
         When ``destination`` exists and ``overwrite`` is false.
+    hdfs_io.UnsafePathError
+        When ``destination`` or its manifest is a directory (checked before reading).
     hdfs_io.paths.OverlappingPathsError
         When ``destination`` or its manifest is ``source`` itself, however spelled
         (checked before anything is written, by :func:`hdfs_io.paths.check_disjoint`).
@@ -70,10 +72,15 @@ def import_log(source, destination, schema, *, overwrite=False, reporter=None):
     dst_fs, dst = get_filesystem(destination)
     manifest_path = dst + ".manifest.json"
     check_disjoint([source], [destination, destination + ".manifest.json"])
-    if not overwrite:
-        for path in (dst, manifest_path):
-            if dst_fs.exists(path):
-                raise PathExists(f"{dst_fs.uri(path)} exists; pass --overwrite to replace it")
+    for path in (dst, manifest_path):
+        if not dst_fs.exists(path):
+            continue
+        if dst_fs.status(path)["type"] == "DIRECTORY":
+            raise UnsafePathError(
+                "Cannot import to %s: it is a directory; give a file path", dst_fs.uri(path)
+            )
+        if not overwrite:
+            raise PathExists(f"{dst_fs.uri(path)} exists; pass --overwrite to replace it")
     watch = Stopwatch()
     inputs = describe_inputs([source])
     parse = make_line_parser(schema)

@@ -1,12 +1,14 @@
 """Progress messages and one-line stage summaries, on standard error.
 
 Every line written passes through :func:`hdfs_io.redact_uri`: a URI given with a password
-(``hdfs://ann:pw@nn/...``) or a ``delegation=`` token is never printed.
+(``hdfs://ann:pw@nn/...``) or a ``delegation=`` token is never printed. Creating a
+:class:`Reporter` also puts the redacting log filter on the handlers logging has by then
+(:func:`hdfs_io.install_log_redaction`), so ``-v`` logs are redacted too.
 """
 
 import sys
 
-from hdfs_io import redact_uri
+from hdfs_io import install_log_redaction, redact_uri
 
 __all__ = ["Reporter", "format_summary"]
 
@@ -33,6 +35,7 @@ class Reporter:
     def __init__(self, stream=None, quiet=False):
         self.stream = stream
         self.quiet = quiet
+        install_log_redaction()
 
     def _write(self, text):
         stream = self.stream or sys.stderr

@@ -127,7 +127,7 @@ lock_file_for() {
   [[ "$path" != / ]] || { log "output root '$root' is the filesystem root"; exit 2; }
   parent=$(dirname -- "$path")
   name=$(basename -- "$path")
-  mkdir -p -- "$parent"
+  mkdir -p -- "$parent" 2>/dev/null || { log "cannot create $parent for output root '$root'"; exit 2; }
   printf '%s/.%s.crm-lock' "$parent" "$name"
 }
 

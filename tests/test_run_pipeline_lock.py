@@ -108,3 +108,10 @@ def test_hdfs_roots_lock_in_the_private_directory_by_normalised_uri(driver, tmp_
         assert driver("-o", "hdfs://nn:8020/crm/other").returncode == 0
     finally:
         held.close()
+
+
+def test_an_output_root_under_a_file_is_refused_as_a_bad_argument(driver, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    done = driver("-o", str(tmp_path / "afile" / "out"))
+    assert done.returncode == 2 and "cannot create" in done.stderr
+    assert not driver.calls.exists()

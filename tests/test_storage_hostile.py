@@ -416,3 +416,14 @@ def test_crm_mr_verbose_against_a_non_webhdfs_server_prints_no_password_or_token
     assert "with an HTML page, not WebHDFS JSON" in done.stderr
     assert PASSWORD not in done.stderr and TOKEN not in done.stderr
     assert PASSWORD not in done.stdout and TOKEN not in done.stdout
+
+
+def test_import_onto_a_directory_or_beside_a_manifest_directory_is_refused_first(tmp_path):
+    source = tmp_path / "cdnow.txt"
+    source.write_text(CDNOW_LINES)
+    (tmp_path / "out").mkdir()
+    assert _crm_mr("import", "--format", "cdnow", str(source), str(tmp_path / "out"), "-q") == 2
+    (tmp_path / "orders.csv.manifest.json").mkdir()
+    code = _crm_mr("import", "--format", "cdnow", str(source), str(tmp_path / "orders.csv"), "-q")
+    assert code == 2
+    assert _tree(tmp_path) == ["cdnow.txt", "orders.csv.manifest.json", "out"]
