@@ -373,6 +373,9 @@ def run_baskets_stage(
                     min_support=min_support,
                     max_size=max_itemset_size,
                     max_basket_items=max_basket_items,
+                    # SON mines over job 1's frequent items and pairs; with a min_count
+                    # they may be too few, so SON finds its own (min count 1)
+                    frequent={**found, "baskets": details["baskets"]} if min_count == 1 else None,
                     runner=runner,
                     conf_paths=conf_paths,
                     extra_args=as_of_args,
@@ -386,6 +389,7 @@ def run_baskets_stage(
                     "by_size": _count_by_size(sets),
                     "rules": len(set_rules),
                     "candidates": set_details["candidates"],
+                    "chunks": set_details["chunks"],
                     "seconds": set_details["seconds"],
                 }
                 say(

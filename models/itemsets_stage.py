@@ -1,11 +1,22 @@
 """The frequent-itemsets stage: SON's two runs of :class:`MRFrequentItemsets`, then rules.
 
-Run 1 (pass 1) groups the lines into baskets and mines each mapper's chunk of baskets
-for local frequent itemsets; its output (the deduplicated candidates and the number of
-baskets) is written to a file that run 2 ships to every task with ``--candidates``. Run 2
-(pass 2) groups the lines again, counts every candidate over all baskets and keeps the
-globally frequent ones. Both runs account for every input line (read = accepted +
-rejected), and the driver checks that they saw the same number of baskets.
+Before the runs, the globally frequent items and pairs are needed: the caller gives them
+(the baskets stage has them from the co-occurrence job) or they are computed here with
+:class:`mr_jobs.cooccurrence.MRItemCooccurrence`. They go to run 1 as ``--frequent``.
+
+Run 1 (pass 1) groups the lines into baskets, hashes them by id into chunks of about
+``chunk_baskets`` baskets (never fewer than :data:`MIN_LOCAL_COUNT` / min_support, so the
+scaled local threshold is at least about :data:`MIN_LOCAL_COUNT`) and mines each chunk
+for local frequent itemsets over the frequent items and pairs only; its output (the
+deduplicated candidates and the number of baskets) is written to a file that run 2 ships
+to every task with ``--candidates``. Run 2 (pass 2) groups the lines again, counts every
+candidate over all baskets and keeps the globally frequent ones. Both runs account for
+every input line (read = accepted + rejected), and the driver checks that they saw the
+same number of baskets as the co-occurrence counts.
+
+The chunks depend only on the basket ids, the number of baskets, ``min_support`` and
+``chunk_baskets``: the candidates, like the result, are the same however the input is
+split into files or tasks and whichever runner runs it.
 
 Association rules with a single-item consequent come from the itemset counts alone: every
 subset of a frequent itemset is frequent, so the counts of a rule's antecedent and
@@ -30,6 +41,7 @@ import tempfile
 from fractions import Fraction
 
 from models.job_runner import run_job
+from mr_jobs.cooccurrence import MRItemCooccurrence
 from mr_jobs.frequent_itemsets import (
     COUNTER_GROUP_BASKETS,
     COUNTER_GROUP_SON,
@@ -38,7 +50,23 @@ from mr_jobs.frequent_itemsets import (
 )
 from mr_jobs.job_options import schema_to_args
 
-__all__ = ["find_frequent_itemsets", "derive_rules", "parse_min_confidence"]
+__all__ = [
+    "find_frequent_itemsets",
+    "derive_rules",
+    "parse_min_confidence",
+    "son_chunks",
+    "DEFAULT_CHUNK_BASKETS",
+    "MIN_LOCAL_COUNT",
+]
+
+#: Baskets per pass-1 chunk when ``chunk_baskets`` is not given.
+DEFAULT_CHUNK_BASKETS = 2000
+#: A chunk holds at least this many / min_support baskets (about), so that its scaled
+#: threshold is about this count or more: a chunk of a few baskets would make min count
+#: 1 and every subset of its baskets locally frequent.
+MIN_LOCAL_COUNT = 20
+#: ``--max-basket-items`` given to the co-occurrence job when SON has no cap.
+_NO_CAP = 1_000_000_000
 
 
 def parse_min_confidence(value):
@@ -66,6 +94,37 @@ def _limit(name, value):
     return value
 
 
+def son_chunks(n_baskets, min_support, chunk_baskets=None):
+    """The number of pass-1 chunks and the least baskets per chunk aimed at.
+
+    Parameters
+    ----------
+    n_baskets : int
+    min_support : fractions.Fraction
+        Prior validation is assumed.
+    chunk_baskets : int, optional
+        Baskets per chunk wanted (default :data:`DEFAULT_CHUNK_BASKETS`); raised to
+        ``ceil(MIN_LOCAL_COUNT / min_support)`` when smaller.
+
+    Returns
+    -------
+    (int, int)
+        ``(chunks, baskets per chunk)``, chunks >= 1.
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> son_chunks(15_183, Fraction(1, 500))
+    (1, 10000)
+    >>> son_chunks(4_627, Fraction(1, 2), chunk_baskets=10)
+    (115, 40)
+    """
+    wanted = chunk_baskets or DEFAULT_CHUNK_BASKETS
+    floor = -(-MIN_LOCAL_COUNT * min_support.denominator // min_support.numerator)
+    size = max(wanted, floor)
+    return max(1, n_baskets // size), size
+
+
 def find_frequent_itemsets(
     input_paths,
     *,
@@ -74,6 +133,8 @@ def find_frequent_itemsets(
     max_size=None,
     max_basket_items=None,
     chunk_baskets=None,
+    max_candidates=1_000_000,
+    frequent=None,
     runner="inline",
     conf_paths=None,
     extra_args=(),
@@ -96,7 +157,16 @@ def find_frequent_itemsets(
         Leave out baskets with more distinct items than this (counted as capped), as the
         co-occurrence job does.
     chunk_baskets : int, optional
-        Pass 1 mines at most this many baskets at a time per mapper.
+        Baskets per pass-1 chunk (see :func:`son_chunks`; default
+        :data:`DEFAULT_CHUNK_BASKETS`, never below ``MIN_LOCAL_COUNT / min_support``).
+    max_candidates : int, optional
+        Pass 1 fails, naming this limit, when one chunk has more locally frequent
+        itemsets (``None``: no limit).
+    frequent : dict, optional
+        The globally frequent items and pairs at ``min_support`` over the same baskets
+        (same ``max_basket_items``), as :func:`models.baskets_stage.count_cooccurrence`
+        returns them: ``{"baskets": N, "items": [{"item": a}, ...], "pairs":
+        [{"items": [a, b]}, ...]}``. Computed with the co-occurrence job when not given.
     runner : str
     conf_paths : list of str or None
         See :func:`models.job_runner.run_job`.
@@ -108,15 +178,21 @@ def find_frequent_itemsets(
     -------
     (list of dict, dict)
         The itemsets ``{"items", "count", "support"}``, sorted by size then items, and
-        details: ``baskets``, ``capped_baskets``, ``candidates``, ``chunks``,
-        ``local_itemsets``, ``lines`` (pass 1's accounting) and ``seconds`` per pass.
+        details: ``baskets``, ``capped_baskets``, ``candidates`` (the itemsets pass 2
+        counted), ``chunks``, ``chunk_baskets`` (the least aimed at), ``local_itemsets``
+        (summed over chunks), ``frequent_items``, ``frequent_pairs``, ``lines`` (pass
+        1's accounting) and ``seconds`` per pass (``frequent`` when computed here).
 
     Raises
     ------
     ValueError
         A bad parameter, named; a schema without a basket or an item column.
     RuntimeError
-        When the two passes saw different numbers of baskets.
+        When the two passes, or the co-occurrence counts, saw different numbers of
+        baskets.
+    mr_jobs.frequent_itemsets.CandidateLimitError
+        On the inline runner, when a chunk exceeds ``max_candidates`` (other runners
+        raise their step failure, with this message in the task's log).
     """
     support = parse_min_support(min_support)
     if not (schema.has("order_id") and schema.has("item_id")):
@@ -128,30 +204,35 @@ def find_frequent_itemsets(
     for name, value in (
         ("max_size", max_size),
         ("max_basket_items", max_basket_items),
-        ("chunk_baskets", chunk_baskets),
+        ("max_candidates", max_candidates),
     ):
         if _limit(name, value) is not None:
             args += [f"--{name.replace('_', '-')}", str(value)]
+    if max_candidates is None:
+        args += ["--max-candidates", "0"]
+    _limit("chunk_baskets", chunk_baskets)
     args += list(extra_args)
     say = progress or (lambda message: None)
+    seconds = {}
+    if frequent is None:
+        say("SON: frequent items and pairs (co-occurrence job)")
+        frequent, seconds["frequent"] = _frequent_items_and_pairs(
+            input_paths, schema, support, max_basket_items, runner, conf_paths, extra_args
+        )
+    chunks, chunk_size = son_chunks(frequent["baskets"], support, chunk_baskets)
     tmp_dir = tempfile.mkdtemp(prefix="crm-son-")
     try:
+        frequent_path = os.path.join(tmp_dir, "frequent.jsonl")
+        _write_frequent(frequent_path, frequent)
         candidates_path = os.path.join(tmp_dir, "candidates.jsonl")
-        say("SON pass 1: local frequent itemsets of each chunk")
+        say(f"SON pass 1: local frequent itemsets of {chunks:,} chunk(s)")
+        pass1_args = [*args, "--chunks", str(chunks), "--frequent", frequent_path]
         with run_job(
-            MRFrequentItemsets, input_paths, args, runner=runner, conf_paths=conf_paths
+            MRFrequentItemsets, input_paths, pass1_args, runner=runner, conf_paths=conf_paths
         ) as run:
-            baskets = 0
-            n_candidates = 0
-            with open(candidates_path, "w", encoding="utf-8") as f:
-                for record in run.rows():
-                    if "baskets" in record:
-                        baskets += record["baskets"]
-                    else:
-                        n_candidates += 1
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            baskets, n_candidates = _write_candidates(run.rows(), candidates_path)
             pass1 = run
-        son = _group(pass1.counters, 1, COUNTER_GROUP_SON)
+        son = _summed(pass1.counters, COUNTER_GROUP_SON)
         say(f"SON pass 2: counting {n_candidates:,} candidates over {baskets:,} baskets")
         with run_job(
             MRFrequentItemsets,
@@ -165,10 +246,11 @@ def find_frequent_itemsets(
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     counted = _group(pass2.counters, 0, COUNTER_GROUP_BASKETS).get("baskets", 0)
-    if counted != baskets or pass2.lines != pass1.lines:
+    if counted != baskets or pass2.lines != pass1.lines or baskets != frequent["baskets"]:
         raise RuntimeError(
             f"SON pass 1 saw {baskets} baskets and lines {pass1.lines}, pass 2 saw "
-            f"{counted} baskets and lines {pass2.lines}: the input changed between the runs"
+            f"{counted} baskets and lines {pass2.lines}, the frequent items and pairs are "
+            f"of {frequent['baskets']} baskets: the input changed between the runs"
         )
     itemsets.sort(key=lambda r: (len(r["items"]), r["items"]))
     details = {
@@ -176,16 +258,79 @@ def find_frequent_itemsets(
         "capped_baskets": _group(pass1.counters, 0, COUNTER_GROUP_BASKETS).get("capped", 0),
         "candidates": n_candidates,
         "chunks": son.get("chunks", 0),
+        "chunk_baskets": chunk_size,
         "local_itemsets": son.get("local_itemsets", 0),
+        "frequent_items": len(frequent["items"]),
+        "frequent_pairs": len(frequent["pairs"]),
         "itemsets": len(itemsets),
         "lines": pass1.lines,
-        "seconds": {"pass1": round(pass1.seconds, 3), "pass2": round(pass2.seconds, 3)},
+        "seconds": {
+            **seconds,
+            "pass1": round(pass1.seconds, 3),
+            "pass2": round(pass2.seconds, 3),
+        },
     }
     return itemsets, details
 
 
+def _frequent_items_and_pairs(
+    input_paths, schema, support, max_basket_items, runner, conf_paths, extra_args
+):
+    """The co-occurrence job's frequent items and pairs, as ``frequent``, and its seconds."""
+    args = [
+        *schema_to_args(schema),
+        "--min-support",
+        repr(float(support)),
+        "--min-confidence",
+        "1",
+        "--max-basket-items",
+        str(max_basket_items or _NO_CAP),
+        *extra_args,
+    ]
+    found = {"item": [], "pair": []}
+    with run_job(
+        MRItemCooccurrence, input_paths, args, runner=runner, conf_paths=conf_paths
+    ) as run:
+        for record in run.rows():
+            if record["kind"] in found:
+                found[record["kind"]].append(record)
+        baskets = _group(run.counters, 0, COUNTER_GROUP_BASKETS).get("baskets", 0)
+        seconds = round(run.seconds, 3)
+    return {"baskets": baskets, "items": found["item"], "pairs": found["pair"]}, seconds
+
+
+def _write_frequent(path, frequent):
+    with open(path, "w", encoding="utf-8") as f:
+        for record in frequent["items"]:
+            f.write(json.dumps({"item": record["item"]}, ensure_ascii=False) + "\n")
+        for record in frequent["pairs"]:
+            f.write(json.dumps({"pair": record["items"]}, ensure_ascii=False) + "\n")
+
+
+def _write_candidates(rows, path):
+    """Write pass 1's rows to ``path``: ``(baskets, candidates)``."""
+    baskets = 0
+    n_candidates = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in rows:
+            if "baskets" in record:
+                baskets += record["baskets"]
+            else:
+                n_candidates += 1
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return baskets, n_candidates
+
+
 def _group(counters, step, group):
     return counters[step].get(group, {}) if len(counters) > step else {}
+
+
+def _summed(counters, group):
+    total = {}
+    for step in counters:
+        for name, value in step.get(group, {}).items():
+            total[name] = total.get(name, 0) + value
+    return total
 
 
 def derive_rules(itemsets, n_baskets, min_confidence=0):

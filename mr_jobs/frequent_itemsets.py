@@ -4,7 +4,7 @@ Input: lines naming an item in a basket: full order lines (the basket is ``order
 or ``--input-format baskets`` (``basket_id,item``); see :mod:`mr_jobs.records`. Every line
 is counted in ``crm.lines`` and, when rejected, in ``crm.rejected`` by reason.
 
-The job runs in one of two modes, each two MapReduce steps; a driver
+The job runs in one of two modes (pass 1: three MapReduce steps, pass 2: two); a driver
 (:mod:`models.itemsets_stage`) runs it twice:
 
 Step 1, both modes: group the lines into baskets. Mappers emit ``basket id -> items``
@@ -16,20 +16,31 @@ Step 1, both modes: group the lines into baskets. Mappers emit ``basket id -> it
 ``baskets`` dialect) and an item column. Counter ``crm.baskets`` / ``baskets`` is the
 number of baskets.
 
-Step 2, pass 1 (no ``--candidates``): each mapper holds its baskets (a chunk; at most
-``--chunk-baskets`` of them at a time when that is set) and mines them exactly with
-Apriori, with the support threshold scaled to the chunk: an itemset is locally frequent
-when its count in the chunk is >= min_support x chunk size. An itemset frequent overall
-is locally frequent in at least one chunk, so the union of the local results (the
-reducer dedupes them) holds every frequent itemset. Output lines::
+Step 2, pass 1 (no ``--candidates``): the step-1 reducer gives each basket to one of
+``--chunks`` chunks by a hash of its id (CRC-32, so the same basket lands in the same
+chunk whatever the runner, the number of tasks or the input files); a reducer holds one
+chunk at a time and mines it exactly with Apriori, with the support threshold scaled to
+the chunk: an itemset is locally frequent when its count in the chunk is >= min_support x
+chunk size. An itemset frequent overall is locally frequent in at least one chunk, so the
+union of the local results (step 3 dedupes them) holds every frequent itemset. The
+driver picks ``--chunks`` from the number of baskets so that no chunk is small (a chunk
+of 25 baskets would make every subset of a 25-item basket locally frequent: 2^25).
+
+With ``--frequent FILE`` (the globally frequent items and pairs, which the co-occurrence
+job computes exactly: lines ``{"item": "a"}`` and ``{"pair": ["a", "b"]}``) each chunk is
+mined over the frequent items only, and a size-2 itemset is kept only when it is a
+frequent pair, so every candidate of any size has all its pairs frequent. That drops
+only itemsets that cannot be frequent. ``--max-candidates`` bounds the itemsets one chunk
+may find (an error names the limit, instead of running out of memory). Output lines::
 
     {"baskets": 4627}
     {"candidate": ["bread and cake", "milk-cream"]}
 
 Step 2, pass 2 (``--candidates FILE``, the output of pass 1, shipped to every task): each
 mapper counts every candidate over its baskets; the reducer sums the counts and keeps the
-itemsets whose count is >= min_support x the total number of baskets. Output, one line
-per frequent itemset::
+itemsets whose count is >= min_support x the total number of baskets (counters
+``crm.son`` / ``counted``: candidates held by at least one basket, ``frequent``: those
+kept). Output, one line per frequent itemset::
 
     {"items": ["bread and cake", "milk-cream"], "count": 2337, "support": 0.505...}
 
@@ -41,8 +52,7 @@ Standard library and mrjob only, like every job.
 """
 
 import argparse
-import itertools
-import math
+import zlib
 from fractions import Fraction
 
 from mrjob.step import MRStep
@@ -60,12 +70,37 @@ __all__ = [
     "min_count",
     "mine_frequent_itemsets",
     "read_candidates",
+    "read_frequent",
+    "candidate_trie",
+    "count_candidates",
+    "chunk_of",
+    "CandidateLimitError",
 ]
 
 COUNTER_GROUP_BASKETS = "crm.baskets"
 COUNTER_GROUP_SON = "crm.son"
 
 _BASKETS_KEY = "baskets"
+#: Baskets a pass-2 mapper holds before it counts the candidates in them.
+_COUNT_BATCH = 20_000
+
+
+class CandidateLimitError(ValueError):
+    """A chunk holds more locally frequent itemsets than ``--max-candidates`` allows."""
+
+
+def chunk_of(basket_id, chunks):
+    """The chunk (``0 <= c < chunks``) of a basket: CRC-32 of its id, the same everywhere.
+
+    Python's ``hash`` of a str changes between processes; CRC-32 does not, so a basket's
+    chunk depends on its id and the number of chunks only.
+
+    Examples
+    --------
+    >>> chunk_of("T1", 1)
+    0
+    """
+    return zlib.crc32(str(basket_id).encode("utf-8")) % chunks
 
 
 def parse_min_support(text):
@@ -120,6 +155,16 @@ def _positive_int_or_none(name):
     return parse
 
 
+def _chunks_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"chunks={text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"chunks={text!r} should be >= 1")
+    return value
+
+
 def _min_support_arg(text):
     try:
         return parse_min_support(text)
@@ -135,13 +180,14 @@ def _bitset(indexes, n):
     return int.from_bytes(data, "little")
 
 
-def mine_frequent_itemsets(baskets, threshold, max_size=None):
+def mine_frequent_itemsets(baskets, threshold, max_size=None, *, pairs=None, limit=None):
     """Every itemset held by at least ``threshold`` of ``baskets``: exact, in memory.
 
     Apriori, level by level: size-k candidates join two frequent (k-1)-itemsets that share
     their first k-2 items, and are dropped unless all their (k-1)-subsets are frequent.
     Each itemset carries the set of baskets holding it as the bits of an int, so a
-    candidate's count is the popcount of its two parents' AND.
+    candidate's count is the popcount of its two parents' AND. The work is bounded by the
+    itemsets found (no basket's subsets are enumerated).
 
     Parameters
     ----------
@@ -151,11 +197,21 @@ def mine_frequent_itemsets(baskets, threshold, max_size=None):
         The least count of a frequent itemset (>= 1).
     max_size : int, optional
         The largest itemset size to look for (default: no limit).
+    pairs : set of tuple, optional
+        When given, the only size-2 itemsets allowed (sorted tuples): an itemset with a
+        pair outside it is neither counted nor returned.
+    limit : int, optional
+        The most itemsets to find (default: no limit).
 
     Returns
     -------
     dict
         ``{itemset: count}``, each itemset a tuple of sorted items.
+
+    Raises
+    ------
+    CandidateLimitError
+        When more than ``limit`` itemsets are frequent, naming the limit.
 
     Examples
     --------
@@ -185,6 +241,8 @@ def mine_frequent_itemsets(baskets, threshold, max_size=None):
                 left_bits = level[left]
                 for right in group[i + 1 :]:
                     candidate = left + right[-1:]
+                    if size == 2 and pairs is not None and candidate not in pairs:
+                        continue
                     if size > 2 and not all(
                         candidate[:j] + candidate[j + 1 :] in level for j in range(size - 2)
                     ):
@@ -194,8 +252,96 @@ def mine_frequent_itemsets(baskets, threshold, max_size=None):
                     if count >= threshold:
                         next_level[candidate] = bits
                         found[candidate] = count
+            if limit is not None and len(found) > limit:
+                raise CandidateLimitError(
+                    f"more than max_candidates={limit} itemsets are frequent at a count of "
+                    f"{threshold} in {n} baskets (size {size}): raise --min-support, set "
+                    "--max-size, or raise --max-candidates"
+                )
         level = next_level
     return found
+
+
+def candidate_trie(candidates):
+    """A prefix tree of sorted itemsets: ``{item: [is a candidate, {next item: ...}]}``."""
+    root = {}
+    for itemset in candidates:
+        node = root
+        for depth, item in enumerate(itemset):
+            entry = node.setdefault(item, [False, {}])
+            if depth == len(itemset) - 1:
+                entry[0] = True
+            node = entry[1]
+    return root
+
+
+def count_candidates(baskets, trie):
+    """How many of ``baskets`` hold each itemset of ``trie`` (:func:`candidate_trie`).
+
+    Each item's baskets are the bits of an int; a walk down the tree ANDs them, so an
+    itemset costs one AND of len(baskets) bits whatever the size of the baskets, and a
+    prefix no basket holds is not walked below.
+
+    Returns
+    -------
+    dict
+        ``{itemset: count}`` for the itemsets held by at least one basket.
+
+    Examples
+    --------
+    >>> count_candidates([["a", "b"], ["a", "b", "c"], ["b"]], candidate_trie([("a", "b")]))
+    {('a', 'b'): 2}
+    """
+    rows = {}
+    for i, basket in enumerate(baskets):
+        for item in basket:
+            rows.setdefault(item, []).append(i)
+    n = len(baskets)
+    bits = {item: _bitset(indexes, n) for item, indexes in rows.items()}
+    counts = {}
+    _count_below(trie, None, (), bits, counts)
+    return counts
+
+
+def _count_below(node, held, prefix, bits, counts):
+    for item, (is_candidate, children) in node.items():
+        item_bits = bits.get(item)
+        if item_bits is None:
+            continue
+        both = item_bits if held is None else held & item_bits
+        if not both:
+            continue
+        itemset = prefix + (item,)
+        if is_candidate:
+            counts[itemset] = both.bit_count()
+        if children:
+            _count_below(children, both, itemset, bits, counts)
+
+
+def read_frequent(path):
+    """Read ``--frequent``: ``(set of frequent items, set of frequent pair tuples)``.
+
+    Raises
+    ------
+    ValueError
+        When a line is neither an item nor a pair, naming the file and the line.
+    """
+    items, pairs = set(), set()
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            record = loads(line)
+            if "item" in record:
+                items.add(record["item"])
+            elif "pair" in record and len(record["pair"]) == 2:
+                pairs.add(tuple(sorted(record["pair"])))
+            else:
+                raise ValueError(
+                    f"{path!r} line {number} is neither an item nor a pair: {line[:80]!r}"
+                )
+    return items, pairs
 
 
 def read_candidates(path, total_only=False):
@@ -256,11 +402,24 @@ class MRFrequentItemsets(OrderLineJob):
             "capped (default 0: no cap)",
         )
         self.add_passthru_arg(
-            "--chunk-baskets",
-            type=_positive_int_or_none("chunk_baskets"),
+            "--chunks",
+            type=_chunks_arg,
+            default=1,
+            help="pass 1: mine the baskets in this many chunks, a basket's chunk chosen by "
+            "a hash of its id (default 1: all baskets at once)",
+        )
+        self.add_passthru_arg(
+            "--max-candidates",
+            type=_positive_int_or_none("max_candidates"),
+            default=1_000_000,
+            help="pass 1: fail, naming this limit, when one chunk has more locally frequent "
+            "itemsets (default 1000000; 0: no limit)",
+        )
+        self.add_file_arg(
+            "--frequent",
             default=None,
-            help="pass 1: mine at most this many baskets at a time in a mapper, to bound "
-            "its memory (default 0: all of the mapper's baskets at once)",
+            help='pass 1: the globally frequent items and pairs (JSON lines {"item": a} '
+            'and {"pair": [a, b]}); chunks are mined over these only',
         )
         self.add_passthru_arg(
             "--combine-max",
@@ -284,12 +443,10 @@ class MRFrequentItemsets(OrderLineJob):
         )
         if self.options.candidates is None:
             mine = MRStep(
-                mapper_init=self.mapper_init_chunk,
-                mapper=self.mapper_hold_basket,
-                mapper_final=self.mapper_final_mine_chunk,
-                reducer=self.reducer_dedupe_candidates,
+                reducer_init=self.reducer_init_chunk,
+                reducer=self.reducer_mine_chunk,
             )
-            return [group, mine]
+            return [group, mine, MRStep(reducer=self.reducer_dedupe_candidates)]
         count = MRStep(
             mapper_init=self.mapper_init_candidates,
             mapper=self.mapper_count_candidates,
@@ -336,8 +493,9 @@ class MRFrequentItemsets(OrderLineJob):
 
     def reducer_init_cap(self):
         self._cap = self.options.max_basket_items
+        self._chunks = self.options.chunks if self.options.candidates is None else None
 
-    def reducer_assemble_basket(self, _basket, values):
+    def reducer_assemble_basket(self, basket, values):
         values = list(values)
         if len(values) == 1:
             items = values[0]
@@ -347,38 +505,34 @@ class MRFrequentItemsets(OrderLineJob):
             self.increment_counter(COUNTER_GROUP_BASKETS, "capped", 1)
             return
         self.increment_counter(COUNTER_GROUP_BASKETS, "baskets", 1)
-        yield None, items
+        yield (None if self._chunks is None else chunk_of(basket, self._chunks)), items
 
     # -- step 2, pass 1: local frequent itemsets of each chunk ------------------------------
 
-    def mapper_init_chunk(self):
-        self._chunk = []
-        self._chunk_max = self.options.chunk_baskets
-        self._chunk_baskets = 0
-        self._seen = set()
+    def reducer_init_chunk(self):
+        self._items, self._pairs = None, None
+        if self.options.frequent is not None:
+            self._items, self._pairs = read_frequent(self.options.frequent)
 
-    def mapper_hold_basket(self, _, items):
-        self._chunk.append(items)
-        if self._chunk_max is not None and len(self._chunk) >= self._chunk_max:
-            self._mine_chunk()
-        return None
-
-    def mapper_final_mine_chunk(self):
-        if self._chunk:
-            self._mine_chunk()
-        yield _BASKETS_KEY, self._chunk_baskets
-        seen, self._seen = self._seen, set()
-        for itemset in sorted(seen):
-            yield list(itemset), 1
-
-    def _mine_chunk(self):
-        chunk, self._chunk = self._chunk, []
+    def reducer_mine_chunk(self, _chunk, baskets):
+        items = self._items
+        if items is None:
+            chunk = list(baskets)
+        else:  # an infrequent item is in no frequent itemset
+            chunk = [[i for i in basket if i in items] for basket in baskets]
         threshold = min_count(self.options.min_support, len(chunk))
-        found = mine_frequent_itemsets(chunk, threshold, self.options.max_size)
+        found = mine_frequent_itemsets(
+            chunk,
+            threshold,
+            self.options.max_size,
+            pairs=self._pairs,
+            limit=self.options.max_candidates,
+        )
         self.increment_counter(COUNTER_GROUP_SON, "chunks", 1)
         self.increment_counter(COUNTER_GROUP_SON, "local_itemsets", len(found))
-        self._chunk_baskets += len(chunk)
-        self._seen.update(found)
+        yield _BASKETS_KEY, len(chunk)
+        for itemset in found:
+            yield list(itemset), 1
 
     def reducer_dedupe_candidates(self, key, values):
         if key == _BASKETS_KEY:
@@ -390,33 +544,27 @@ class MRFrequentItemsets(OrderLineJob):
     # -- step 2, pass 2: count every candidate, keep the frequent ones ----------------------
 
     def mapper_init_candidates(self):
-        _total, self._candidates = read_candidates(self.options.candidates)
-        self._candidate_items = {i for (i,) in self._candidates.get(1, ())}
+        _total, by_size = read_candidates(self.options.candidates)
+        self._trie = candidate_trie(c for candidates in by_size.values() for c in candidates)
+        self._held = []
         self._counts = {}
 
     def mapper_count_candidates(self, _, items):
-        # every item of a candidate is a candidate itself (its subsets were frequent in
-        # the chunk that found it, so they were found too)
-        items = [i for i in items if i in self._candidate_items]
-        counts = self._counts
-        for size, candidates in self._candidates.items():
-            if size > len(items):
-                continue
-            if math.comb(len(items), size) <= len(candidates):
-                for itemset in itertools.combinations(items, size):
-                    if itemset in candidates:
-                        counts[itemset] = counts.get(itemset, 0) + 1
-            else:
-                held = set(items)
-                for itemset in candidates:
-                    if held.issuperset(itemset):
-                        counts[itemset] = counts.get(itemset, 0) + 1
+        self._held.append(items)
+        if len(self._held) >= _COUNT_BATCH:
+            self._count_held()
         return None
 
     def mapper_final_emit_counts(self):
+        self._count_held()
         counts, self._counts = self._counts, {}
         for itemset, count in counts.items():
             yield list(itemset), count
+
+    def _count_held(self):
+        held, self._held = self._held, []
+        for itemset, count in count_candidates(held, self._trie).items():
+            self._counts[itemset] = self._counts.get(itemset, 0) + count
 
     def reducer_init_threshold(self):
         self._total, _none = read_candidates(self.options.candidates, total_only=True)
@@ -424,7 +572,9 @@ class MRFrequentItemsets(OrderLineJob):
 
     def reducer_keep_frequent(self, items, counts):
         count = sum(counts)
+        self.increment_counter(COUNTER_GROUP_SON, "counted", 1)
         if count >= self._threshold:
+            self.increment_counter(COUNTER_GROUP_SON, "frequent", 1)
             yield None, {"items": items, "count": count, "support": count / self._total}
 
 

@@ -1,12 +1,20 @@
 """MRFrequentItemsets and the itemsets stage: SON's two passes, rules, the supermarket golden."""
 
+import json
 import math
+import random
+import subprocess
+import sys
+import zlib
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 
-from models.itemsets_stage import derive_rules, find_frequent_itemsets
+from models.itemsets_stage import derive_rules, find_frequent_itemsets, son_chunks
 from mr_jobs.frequent_itemsets import (
+    CandidateLimitError,
+    chunk_of,
     min_count,
     mine_frequent_itemsets,
     parse_min_support,
@@ -168,37 +176,134 @@ def test_a_schema_without_a_basket_column_is_refused_naming_its_columns(tmp_path
         son([write(tmp_path, "x.csv", "")], "0.5", schema=schema)
 
 
+def random_baskets(n, n_items, per_basket, seed):
+    """``{basket id: sorted items}``: ``n`` baskets of ``per_basket`` items of ``n_items``."""
+    rng = random.Random(seed)
+    items = [f"i{k:02d}" for k in range(n_items)]
+    return {f"b{b:04d}": sorted(rng.sample(items, per_basket)) for b in range(n)}
+
+
+def basket_lines(baskets):
+    return [f"{b},{item}\n" for b, items in baskets.items() for item in items]
+
+
 def test_son_finds_itemsets_that_are_locally_infrequent_in_some_chunks(tmp_path):
-    # 20 baskets b00..b19; {x, y, z} is in b00-b04 and b10-b14: 10 of 20, frequent at 0.5.
-    # Chunks of at most 5 baskets (sorted ids run contiguously through a mapper) hold it
-    # 5 times or never: b05-b09 has none of it. A local threshold that is not scaled to
-    # the chunk (10) would lose it in every chunk.
-    baskets = {}
-    for i in range(20):
-        items = {"x", "y", "z"} if i < 5 or 10 <= i < 15 else {"x", "w"}
-        if i % 3 == 0:
-            items.add("v")
-        baskets[f"b{i:02d}"] = items
-    lines = [(b, item) for b, items in sorted(baskets.items()) for item in sorted(items)]
-    # two files, and b00's z is in the second: a basket split across files stays whole
-    first = [line for line in lines if line != ("b00", "z")]
+    # 400 baskets at support 0.5 in chunks of about 40 (the least at 0.5: 20 / 0.5): some
+    # frequent itemset is below the scaled threshold in some chunk, and is found anyway
+    baskets = random_baskets(400, 8, 5, seed=3)
+    lines = basket_lines(baskets)
+    # two files, and b0000's last item is in the second: a basket split across files
+    # stays whole
     files = [
-        write(tmp_path, "part-1.csv", "".join(f"{b},{i}\n" for b, i in first[::-1])),
-        write(tmp_path, "part-2.csv", "basket_id,item\nb00,z\n"),
+        write(tmp_path, "part-1.csv", "".join(lines[1:][::-1])),
+        write(tmp_path, "part-2.csv", "basket_id,item\n" + lines[0]),
     ]
     itemsets, details = son(
-        files, "0.5", chunk_baskets=5, runner="local", extra_args=["--num-cores", "2"]
+        files, "0.5", chunk_baskets=10, runner="local", extra_args=["--num-cores", "2"]
     )
     expected = exact_itemsets(list(baskets.values()), "0.5")
     assert counts(itemsets) == expected
-    assert expected[("x", "y", "z")] == 10
-    assert details["chunks"] >= 4
-    assert details["baskets"] == 20
+    assert (details["chunks"], details["chunk_baskets"], details["baskets"]) == (10, 40, 400)
     assert details["lines"]["accepted"] == len(lines)
-    # the chunk b05-b09 alone: {x, y, z} is not locally frequent there
-    chunk = [sorted(baskets[f"b{i:02d}"]) for i in range(5, 10)]
-    local = mine_frequent_itemsets(chunk, min_count(parse_min_support("0.5"), 5))
-    assert ("x", "y", "z") not in local
+    assert details["candidates"] >= len(itemsets)
+    chunks = {}
+    for basket_id, items in baskets.items():
+        chunks.setdefault(chunk_of(basket_id, 10), []).append(items)
+    locally_missed = [
+        itemset
+        for itemset in expected
+        if any(
+            itemset
+            not in mine_frequent_itemsets(chunk, min_count(parse_min_support("0.5"), len(chunk)))
+            for chunk in chunks.values()
+        )
+    ]
+    assert locally_missed
+
+
+def test_the_result_and_the_candidates_do_not_depend_on_how_the_input_is_split(tmp_path):
+    baskets = random_baskets(600, 30, 12, seed=11)
+    lines = basket_lines(baskets)
+    one = [write(tmp_path, "all.csv", "".join(lines))]
+    many_dir = tmp_path / "many"
+    many_dir.mkdir()
+    random.Random(5).shuffle(lines)  # a basket's lines scattered over many files
+    many = [write(many_dir, f"part-{k:02d}.csv", "".join(lines[k::17])) for k in range(17)]
+    expected = exact_itemsets(list(baskets.values()), "0.2")
+    runs = {
+        "one file": son(one, "0.2"),
+        "17 files": son(many, "0.2"),
+        "17 files, local": son(many, "0.2", runner="local", extra_args=["--num-cores", "2"]),
+    }
+    for label, (itemsets, details) in runs.items():
+        assert counts(itemsets) == expected, label
+        assert details["chunks"] == 1, label
+    small = son(many, "0.2", chunk_baskets=1)  # raised to the floor: 20 / 0.2 = 100
+    assert counts(small[0]) == expected
+    assert (small[1]["chunks"], small[1]["chunk_baskets"]) == (6, 100)
+    # the chunks are chosen by basket id: the same candidates, however the input is split
+    many_small = son(one, "0.2", chunk_baskets=1, runner="local", extra_args=["--num-cores", "2"])
+    assert counts(many_small[0]) == expected
+    assert many_small[1]["candidates"] == small[1]["candidates"]
+    assert len({d["candidates"] for _, d in runs.values()}) == 1
+
+
+def test_chunks_are_never_smaller_than_the_floor_for_the_support():
+    assert son_chunks(15_183, parse_min_support("0.002")) == (1, 10_000)
+    assert son_chunks(15_183, parse_min_support("0.01")) == (7, 2_000)
+    assert son_chunks(4_627, parse_min_support("0.5"), chunk_baskets=10) == (115, 40)
+    assert son_chunks(10, parse_min_support("0.5")) == (1, 2_000)
+    assert son_chunks(100_000, parse_min_support("0.5"), chunk_baskets=50_000) == (2, 50_000)
+
+
+def test_chunk_of_depends_on_the_basket_id_only():
+    assert [chunk_of("T1", 7) for _ in range(3)] == [chunk_of("T1", 7)] * 3
+    assert chunk_of("T1", 7) == zlib.crc32(b"T1") % 7
+    assert {chunk_of(f"b{i}", 4) for i in range(100)} == {0, 1, 2, 3}
+
+
+def test_the_frequent_pairs_prune_every_itemset_with_an_infrequent_pair():
+    baskets = [["a", "b", "c"]] * 3 + [["a", "b"]]
+    assert set(mine_frequent_itemsets(baskets, 1)) == {
+        ("a",),
+        ("b",),
+        ("c",),
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "c"),
+        ("a", "b", "c"),
+    }
+    pruned = mine_frequent_itemsets(baskets, 1, pairs={("a", "b"), ("b", "c")})
+    assert set(pruned) == {("a",), ("b",), ("c",), ("a", "b"), ("b", "c")}
+
+
+def test_a_chunk_with_too_many_itemsets_fails_naming_the_limit():
+    baskets = [[f"i{k:02d}" for k in range(12)]] * 2  # 4095 itemsets at a count of 1
+    assert len(mine_frequent_itemsets(baskets, 1)) == 2**12 - 1
+    with pytest.raises(CandidateLimitError, match="max_candidates=1000"):
+        mine_frequent_itemsets(baskets, 1, limit=1000)
+
+
+def test_the_candidate_limit_stops_the_job_and_names_the_limit(tmp_path):
+    baskets = {f"b{b:03d}": [f"i{k:02d}" for k in range(14)] for b in range(50)}
+    path = write(tmp_path, "full.csv", "".join(basket_lines(baskets)))
+    with pytest.raises(CandidateLimitError, match="max_candidates=500"):
+        son([path], "0.5", max_candidates=500)
+
+
+def test_given_frequent_items_and_pairs_are_used_and_the_baskets_must_match(tmp_path):
+    path = write(tmp_path, "hand.csv", HAND)
+    frequent = {
+        "baskets": 5,
+        "items": [{"item": "a"}, {"item": "b"}, {"item": "c"}],
+        "pairs": [{"items": ["a", "b"]}, {"items": ["a", "c"]}, {"items": ["b", "c"]}],
+    }
+    itemsets, details = son([path], "0.4", frequent=frequent)
+    assert len(itemsets) == 7
+    assert (details["frequent_items"], details["frequent_pairs"]) == (3, 3)
+    assert "frequent" not in details["seconds"]  # not computed again
+    with pytest.raises(RuntimeError, match="of 6 baskets"):
+        son([path], "0.4", frequent={**frequent, "baskets": 6})
 
 
 def test_apriori_matches_brute_force_on_a_dense_case():
@@ -263,3 +368,73 @@ def test_supermarket_itemsets_and_rules_match_mlxtend(supermarket_path):
             assert ours["conviction"] is None
         else:
             assert ours["conviction"] == pytest.approx(row.conviction, abs=1e-9)
+
+
+# -- resources: the hostile cases stay under 1 GiB and 30 s -----------------------------------
+
+_BOUNDED_RUN = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+from models.itemsets_stage import find_frequent_itemsets
+from mr_jobs.records import PRESETS
+path, support, chunk_baskets = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
+itemsets, details = find_frequent_itemsets(
+    [path], schema=PRESETS["baskets"], min_support=support, chunk_baskets=chunk_baskets,
+    conf_paths=[],
+)
+json.dump({"itemsets": itemsets, "candidates": details["candidates"]}, sys.stdout)
+"""
+
+
+def hostile_dense(tmp_path):
+    """200 baskets of 22 items of 30 (support 0.5: a chunk at min count 1 is 200 x 2^22)."""
+    baskets = random_baskets(200, 30, 22, seed=7)
+    return write(tmp_path, "dense.csv", "".join(basket_lines(baskets))), baskets
+
+
+def hostile_remainder(tmp_path):
+    """2,000 baskets of 5 items of 100, then 25 of 25 items at the end of the file."""
+    baskets = random_baskets(2000, 100, 5, seed=7)
+    last = random_baskets(25, 100, 25, seed=8)
+    baskets.update({f"z{b}": items for b, items in last.items()})
+    return write(tmp_path, "remainder.csv", "".join(basket_lines(baskets))), baskets
+
+
+def fpgrowth_counts(baskets, support):
+    try:
+        import pandas as pd
+        from mlxtend.frequent_patterns import fpgrowth
+    except ImportError:
+        require(False, "mlxtend is not installed (pip install 'crm-mapreduce[test]')")
+    rows = [(b, item) for b, items in baskets.items() for item in items]
+    lines = pd.DataFrame(rows, columns=["basket_id", "item"])
+    onehot = pd.crosstab(lines["basket_id"], lines["item"]).astype(bool)
+    ref = fpgrowth(onehot, min_support=float(support), use_colnames=True)
+    n = len(onehot)
+    return {
+        tuple(sorted(s)): round(v * n) for s, v in zip(ref["itemsets"], ref["support"], strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "support", "chunk_baskets"),
+    [(hostile_dense, "0.5", 0), (hostile_dense, "0.5", 10), (hostile_remainder, "0.01", 100)],
+)
+def test_hostile_son_cases_finish_under_1_gib_and_30_s_and_are_exact(
+    tmp_path, case, support, chunk_baskets
+):
+    path, baskets = case(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _BOUNDED_RUN, path, support, str(chunk_baskets)],
+        cwd=str(Path(__file__).resolve().parent.parent),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert counts(result["itemsets"]) == fpgrowth_counts(baskets, support)
+    # a few false candidates (1,459 for 379 itemsets in 5 chunks of ~40 dense baskets),
+    # not 2^22 per basket
+    assert len(result["itemsets"]) <= result["candidates"] <= 5_000
