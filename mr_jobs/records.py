@@ -659,6 +659,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     latest = (last_day + 1) * _SECONDS_PER_DAY  # exclusive
     until = None if until_ordinal is None else (until_ordinal + 1) * _SECONDS_PER_DAY
     max_id = LIMITS["id_chars"]
+    blanks = _BLANKS
     parse_decimal = parse_decimal_micros
     # Quantities and prices repeat a lot: parsed texts are memoised (bounded).
     quantity_cache = {}
@@ -666,7 +667,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
     timestamp_cache = {}
 
     def is_header(fields):
-        names = tuple(f.strip(_BLANKS).lower() for f in fields)
+        names = tuple(f.strip(blanks).lower() for f in fields)
         if names == header:
             return True
         return (
@@ -683,10 +684,10 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if type(fields) is str:
             return fields
         if len(fields) != n_columns:
-            if not fields or (len(fields) == 1 and not fields[0].strip(_BLANKS)):
+            if not fields or (len(fields) == 1 and not fields[0].strip(blanks)):
                 return "blank"
             return reject(fields, "column_count")
-        customer = fields[i_customer].strip(_BLANKS)
+        customer = fields[i_customer].strip(blanks)
         if not customer:
             return reject(fields, "missing_customer")
         if len(customer) > max_id:
@@ -696,7 +697,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if seconds is None:
             if len(text) > _MAX_TIMESTAMP_CHARS:
                 return reject(fields, "bad_timestamp")
-            seconds = parse_timestamp(text.strip(_BLANKS))
+            seconds = parse_timestamp(text.strip(blanks))
             if seconds is None:
                 return reject(fields, "bad_timestamp")
             if len(timestamp_cache) < _CACHE_SIZE:
@@ -706,7 +707,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if i_order is None:
             order = None
         else:
-            order = fields[i_order].strip(_BLANKS)
+            order = fields[i_order].strip(blanks)
             if not order:
                 return "missing_order"
             if len(order) > max_id:
@@ -714,7 +715,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if i_item is None:
             item = None
         else:
-            item = fields[i_item].strip(_BLANKS) or None
+            item = fields[i_item].strip(blanks) or None
             if item is not None and len(item) > max_id:
                 return "id_too_long"
         if item is None and require_item:
@@ -738,7 +739,7 @@ def make_line_parser(schema, require_item=False, until_ordinal=None):
         if i_amount is not None:
             text = fields[i_amount]
             value = money_cache.get(text)
-            if value is None and text.strip(_BLANKS):
+            if value is None and text and not text.isspace() and text.strip(blanks):
                 value = parse_decimal(text)
                 if value is None:
                     return reject(fields, "bad_amount")
@@ -800,12 +801,12 @@ def _make_splitter(delimiter):
             # what a decoder puts in place of bytes it could not decode: Spark's text
             # input (Hadoop Text -> Java String) hands such lines over already replaced
             return "undecodable"
-        if line[-1:] in ("\r", "\n"):  # as mrjob strips them: a CRLF file's lines
-            line = line.rstrip("\r\n")
-        if line[:1] == "\ufeff":
-            line = line[1:]
-        if control(line):
-            return "control_character"
+        if not line.isprintable():  # a tab, a BOM, a no-break space, a control: look closer
+            line = line.rstrip("\r\n")  # as mrjob strips them: a CRLF file's lines
+            if line.startswith("\ufeff"):
+                line = line[1:]
+            if control(line):
+                return "control_character"
         if whitespace:
             # str.split() would also split on NBSP and other Unicode spaces
             return line.split() if line.isascii() else _NOT_BLANK_RE.findall(line) or [""]
