@@ -164,11 +164,11 @@ class OrderLineJob(CrmJob):
         self.lines_read = 0
         self.lines_rejected = {}
 
-    def init_basket_parser(self):
+    def init_basket_parser(self, purpose=None):
         """Build ``self.parse_line`` for basket lines
         (:func:`mr_jobs.records.make_basket_parser`, ``--as-of`` applied) and reset the
-        line counts."""
-        self.schema = schema_from_options(self.options)
+        line counts; ``purpose`` goes to :func:`mr_jobs.job_options.schema_from_options`."""
+        self.schema = schema_from_options(self.options, purpose)
         self.parse_line = make_basket_parser(self.schema, until_ordinal=self._until_ordinal())
         self.lines_read = 0
         self.lines_rejected = {}

@@ -58,9 +58,7 @@ from fractions import Fraction
 from mrjob.step import MRStep
 
 from mr_jobs.base import OrderLineJob
-from mr_jobs.job_options import schema_from_options
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol, loads
-from mr_jobs.records import make_basket_parser
 
 __all__ = [
     "MRFrequentItemsets",
@@ -459,10 +457,7 @@ class MRFrequentItemsets(OrderLineJob):
     # -- step 1: lines -> baskets ---------------------------------------------------------
 
     def mapper_init_parser(self):
-        self.schema = schema_from_options(self.options, purpose="baskets")
-        self.parse_line = make_basket_parser(self.schema)
-        self.lines_read = 0
-        self.lines_rejected = {}
+        self.init_basket_parser(purpose="baskets")
         self._baskets = {}
         self._combine_max = self.options.combine_max
 
