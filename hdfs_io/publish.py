@@ -431,8 +431,8 @@ class Publication:
         Parameters
         ----------
         name : str
-            Relative name, possibly with ``/`` subdirectories; not ``_SUCCESS`` or
-            ``_manifest.json``.
+            Relative name, possibly with ``/`` subdirectories; not ``_SUCCESS``,
+            ``_manifest.json`` or ``.crm-owner.json``.
         data : bytes or str
             Content; ``str`` is encoded as UTF-8.
 
@@ -445,8 +445,8 @@ class Publication:
         parts = name.split("/") if isinstance(name, str) else []
         if not parts or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"file name must be a relative path without '..', not {name!r}")
-        if name in _MARKERS:
-            raise ValueError(f"{name!r} is reserved; it is written by commit()")
+        if name in _MARKERS or name == OWNER_NAME:
+            raise ValueError(f"{name!r} is reserved for the publication itself")
         path = posixpath.join(self.staging_path, name)
         self.fs.write(path, data)
         return path
