@@ -198,9 +198,7 @@ def test_son_finds_itemsets_that_are_locally_infrequent_in_some_chunks(tmp_path)
         write(tmp_path, "part-1.csv", "".join(lines[1:][::-1])),
         write(tmp_path, "part-2.csv", "basket_id,item\n" + lines[0]),
     ]
-    itemsets, details = son(
-        files, "0.5", chunk_baskets=10, runner="local", extra_args=["--num-cores", "2"]
-    )
+    itemsets, details = son(files, "0.5", chunk_baskets=10)
     expected = exact_itemsets(list(baskets.values()), "0.5")
     assert counts(itemsets) == expected
     assert (details["chunks"], details["chunk_baskets"], details["baskets"]) == (10, 40, 400)
@@ -221,6 +219,15 @@ def test_son_finds_itemsets_that_are_locally_infrequent_in_some_chunks(tmp_path)
     assert locally_missed
 
 
+def frequent_of(expected, n_baskets):
+    """``frequent`` for :func:`find_frequent_itemsets`, from exact itemset counts."""
+    return {
+        "baskets": n_baskets,
+        "items": [{"item": k[0]} for k in expected if len(k) == 1],
+        "pairs": [{"items": list(k)} for k in expected if len(k) == 2],
+    }
+
+
 def test_the_result_and_the_candidates_do_not_depend_on_how_the_input_is_split(tmp_path):
     baskets = random_baskets(600, 30, 12, seed=11)
     lines = basket_lines(baskets)
@@ -229,23 +236,30 @@ def test_the_result_and_the_candidates_do_not_depend_on_how_the_input_is_split(t
     many_dir.mkdir()
     random.Random(5).shuffle(lines)  # a basket's lines scattered over many files
     many = [write(many_dir, f"part-{k:02d}.csv", "".join(lines[k::17])) for k in range(17)]
-    expected = exact_itemsets(list(baskets.values()), "0.2")
-    runs = {
-        "one file": son(one, "0.2"),
-        "17 files": son(many, "0.2"),
-        "17 files, local": son(many, "0.2", runner="local", extra_args=["--num-cores", "2"]),
-    }
-    for label, (itemsets, details) in runs.items():
-        assert counts(itemsets) == expected, label
-        assert details["chunks"] == 1, label
-    small = son(many, "0.2", chunk_baskets=1)  # raised to the floor: 20 / 0.2 = 100
-    assert counts(small[0]) == expected
-    assert (small[1]["chunks"], small[1]["chunk_baskets"]) == (6, 100)
-    # the chunks are chosen by basket id: the same candidates, however the input is split
-    many_small = son(one, "0.2", chunk_baskets=1, runner="local", extra_args=["--num-cores", "2"])
-    assert counts(many_small[0]) == expected
-    assert many_small[1]["candidates"] == small[1]["candidates"]
-    assert len({d["candidates"] for _, d in runs.values()}) == 1
+    expected = exact_itemsets(list(baskets.values()), "0.12")
+    one_file, one_details = son(one, "0.12")
+    many_files, many_details = son(many, "0.12")
+    assert counts(one_file) == counts(many_files) == expected
+    assert one_details["candidates"] == many_details["candidates"]
+    assert one_details["chunks"] == 1
+    # chunk_baskets=1 is raised to the floor, 20 / 0.12 = 167 baskets: 3 chunks, chosen by
+    # basket id, so the local runner's tasks find the same candidates as inline's
+    small, small_details = son(one, "0.12", chunk_baskets=1)
+    assert counts(small) == expected
+    assert small_details["candidates"] > len(expected)  # a chunk's false candidates
+    assert (small_details["chunks"], small_details["chunk_baskets"]) == (3, 167)
+    few = [write(tmp_path, f"few-{k}.csv", "".join(lines[k::3])) for k in range(3)]
+    local, local_details = son(
+        few,
+        "0.12",
+        chunk_baskets=1,
+        frequent=frequent_of(expected, len(baskets)),  # spares the local co-occurrence run
+        runner="local",
+        extra_args=["--num-cores", "2"],
+    )
+    assert counts(local) == expected
+    assert local_details["candidates"] == small_details["candidates"]
+    assert local_details["chunks"] == 3
 
 
 def test_chunks_are_never_smaller_than_the_floor_for_the_support():
