@@ -652,7 +652,15 @@ _COMMANDS = {
 
 
 def main(argv=None):
-    """Entry point of ``crm-mr``; returns the exit code."""
+    """Entry point of ``crm-mr``; returns the exit code (see the module docstring)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -667,9 +675,6 @@ def main(argv=None):
     _jobs_at_start[0] = jobs_started()
     try:
         _COMMANDS[args.command](args, reporter)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except Exception as e:
         code, message = _classify(e)
         print(f"{PROG}: error: {message}", file=sys.stderr)

@@ -38,6 +38,13 @@ after a failed run, under ``/tmp`` with mode 0755. Every run here gets a private
 temporary root instead (``tempfile.mkdtemp``: mode 0700, under :data:`TMP_ROOT_ENV` when
 set, else the system temporary directory), given to mrjob as ``--local-tmp-dir`` and
 removed when the run is over, succeeded, failed or interrupted.
+
+Interrupts
+----------
+Ctrl-C sends SIGINT to the whole process group, so with ``runner="local"`` mrjob's
+``multiprocessing`` task workers got it too and each printed ``Process ForkPoolWorker-N:``
+and a traceback. The workers of a local run ignore SIGINT (:func:`_workers_ignore_sigint`):
+the driver gets the KeyboardInterrupt, and mrjob terminates its pool on the way out.
 """
 
 import json
@@ -250,6 +257,32 @@ def _private_tmp_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _ignore_sigint():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _workers_ignore_sigint():
+    """While active, mrjob's local runner makes pools whose workers ignore SIGINT.
+
+    mrjob 0.7.4 calls ``Pool(processes=...)`` by the name it imported into
+    :mod:`mrjob.local`, with no initializer: that name is replaced for the run.
+    """
+    import functools
+    import multiprocessing
+
+    import mrjob.local
+
+    original = mrjob.local.Pool
+    mrjob.local.Pool = functools.partial(multiprocessing.Pool, initializer=_ignore_sigint)
+    try:
+        yield
+    finally:
+        mrjob.local.Pool = original
+
+
 @contextmanager
 def _run(job, job_name, runner):
     """Run ``job`` once; yield its :class:`JobRun`. Prior validation is assumed."""
@@ -258,6 +291,9 @@ def _run(job, job_name, runner):
         try:
             if runner == "spark":
                 _run_on_spark(mr_runner, job_name, job.options.output_dir)
+            elif runner == "local":
+                with _workers_ignore_sigint():
+                    mr_runner.run()
             else:
                 mr_runner.run()
             yield JobRun(mr_runner, time.perf_counter() - started)

@@ -25,8 +25,9 @@ Stages, in order, all under one output root (default ``./crm-output/``):
                       customer scored, the early-warning list, the model itself
                       (:mod:`models.churn_stage`); skipped when there are too few
                       customers of either class to train on
-``_pipeline.json``    the run: parameters, status, and per stage its output, rows and
-                      seconds; rewritten after every stage
+``_pipeline.json``    the run: parameters, status (running, completed, failed or
+                      interrupted, with the stage and the error), and per stage its
+                      output, rows and seconds; rewritten after every stage
 ====================  ==================================================================
 
 Every stage publishes atomically (:class:`hdfs_io.Publication`): its directory, with
@@ -256,7 +257,8 @@ def run_pipeline(
             else:
                 entries = _RUN[stage](context)
         except BaseException as e:
-            record.update(status="failed", failed_stage=stage, error=_describe(e))
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            record.update(status=status, failed_stage=stage, error=_describe(e))
             record["timings"] = watch.as_dict()
             _write_record(fs, record_path, record)
             raise
