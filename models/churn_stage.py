@@ -80,6 +80,7 @@ from mr_jobs.rfm import RFM_COLUMNS
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
     "MAX_HORIZON_DAYS",
+    "check_options",
     "SCORES_CSV",
     "EARLY_WARNING_CSV",
     "EARLY_WARNING_JSONL",
@@ -234,6 +235,34 @@ def _enough(frame):
     counts = np.bincount(y.astype(np.int64), minlength=2) if len(y) else np.zeros(2, np.int64)
     need = math.ceil(_CV_FOLDS / (1.0 - _TEST_SIZE)) + math.ceil(1.0 / _TEST_SIZE)
     return bool(counts.min() >= need), counts, need
+
+
+def check_options(
+    *,
+    horizon_days=DEFAULT_HORIZON_DAYS,
+    cutoff=None,
+    as_of=None,
+    seed=0,
+    value="total_value",
+    value_quantile=0.8,
+    top_drivers=3,
+    early_warning_limit=None,
+):
+    """Validate the options of :func:`run_churn_stage` before any work.
+
+    Returns
+    -------
+    (str or None, str or None)
+        ``cutoff`` and ``as_of`` as ISO dates.
+
+    Raises
+    ------
+    ValueError
+        Naming the bad value.
+    """
+    return _check(
+        horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
+    )
 
 
 def run_churn_stage(

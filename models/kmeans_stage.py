@@ -57,7 +57,7 @@ from models.segment_profiles import (
 from mr_jobs.features import DEFAULT_FEATURES, parse_features
 from mr_jobs.protocols import loads
 
-__all__ = ["run_kmeans_stage", "DEFAULTS", "expand_parts"]
+__all__ = ["run_kmeans_stage", "check_options", "DEFAULTS", "expand_parts"]
 
 DEFAULTS = {
     "k": "4-8",
@@ -110,6 +110,40 @@ def _read_rows(paths):
     return rows
 
 
+def check_options(
+    *,
+    k=DEFAULTS["k"],
+    features=DEFAULTS["features"],
+    seed=DEFAULTS["seed"],
+    n_init=DEFAULTS["n_init"],
+    tol=DEFAULTS["tol"],
+    max_iter=DEFAULTS["max_iter"],
+    sample_size=DEFAULTS["sample_size"],
+):
+    """Validate the options of :func:`run_kmeans_stage` before any work.
+
+    Returns
+    -------
+    (list of int, list)
+        The values of ``k`` and the chosen features.
+
+    Raises
+    ------
+    ValueError
+        Naming the bad value.
+    """
+    ks = parse_k(k)
+    chosen = parse_features(features)
+    for name, value, low in (("n_init", n_init, 1), ("max_iter", max_iter, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} should be an int >= {low}")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"tol={tol!r} should be a number >= 0")
+    if not isinstance(sample_size, int) or sample_size < max(ks):
+        raise ValueError(f"sample_size={sample_size!r} should be an int >= the largest k")
+    return ks, chosen
+
+
 def run_kmeans_stage(
     input_paths,
     output_path,
@@ -158,16 +192,10 @@ def run_kmeans_stage(
         A bad parameter (before any job runs), or no usable row.
     """
     say = reporter.progress("segments") if reporter else (lambda message: None)
-    ks = parse_k(k)
-    chosen = parse_features(features)
+    ks, chosen = check_options(
+        k=k, features=features, n_init=n_init, tol=tol, max_iter=max_iter, sample_size=sample_size
+    )
     feature_names = [f.name for f in chosen]
-    for name, value, low in (("n_init", n_init, 1), ("max_iter", max_iter, 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}={value!r} should be an int >= {low}")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ValueError(f"tol={tol!r} should be a number >= 0")
-    if not isinstance(sample_size, int) or sample_size < max(ks):
-        raise ValueError(f"sample_size={sample_size!r} should be an int >= the largest k")
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)

@@ -175,6 +175,7 @@ def run_pipeline(
     if inputs:
         outputs = [paths[stage] for stage in PUBLISHED] + [join(root, RUN_RECORD)]
         check_disjoint(inputs, [fs.uri(path) for path in outputs])
+    _check_options(as_of, kmeans_options, churn_options)
     parameters = _normalised(
         redact(
             {
@@ -269,6 +270,19 @@ def run_pipeline(
     _write_record(fs, record_path, record)
     say(f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}")
     return record
+
+
+def _check_options(as_of, kmeans_options, churn_options):
+    """Refuse bad options of the later stages before the first stage runs (a ValueError
+    naming the value), so that a bad ``--k`` or ``--churn-horizon-days`` costs no work."""
+    from models.churn_stage import check_options as check_churn
+    from models.kmeans_stage import check_options as check_kmeans
+
+    if as_of is not None:
+        parse_as_of(as_of)
+    check_kmeans(**(kmeans_options or {}))
+    churn = {k: v for k, v in (churn_options or {}).items() if k != "current_rows"}
+    check_churn(as_of=as_of, **churn)
 
 
 # -- the run record --------------------------------------------------------------------------

@@ -71,6 +71,24 @@ def test_a_bad_argument_exits_2_naming_the_value(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--churn-horizon-days", "99999999"], "horizon_days=99999999 should be at most 3650"),
+        (["--k", "0"], "k='0' should give at least one k"),
+        (["--as-of", "2024-02-30"], "as_of='2024-02-30'"),
+    ],
+)
+def test_run_refuses_a_bad_option_of_a_later_stage_before_any_work(
+    tmp_path, capsys, option, message
+):
+    root = tmp_path / "out"
+    args = ["run", "-i", str(_log(tmp_path / "in.csv")), "-o", str(root), "-q"]
+    assert main([*args, "--no-mrjob-conf", *option]) == 2
+    assert message in capsys.readouterr().err
+    assert not root.exists()
+
+
 def test_unreachable_hdfs_exits_1_in_one_line(tmp_path):
     port = _closed_port()
     env = {
