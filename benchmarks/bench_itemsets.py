@@ -137,6 +137,7 @@ def run_son(path, support, max_size, chunk_baskets):
         "itemsets": len(itemsets),
         "candidates": details["candidates"],
         "chunks": details.get("chunks"),
+        "passes": details.get("seconds", {}),
         "baskets": details["baskets"],
         "found": found,
     }
@@ -225,7 +226,9 @@ def parent_main(args):
             for support in args.supports or supports:
                 for max_size in sizes if args.sizes is None else args.sizes:
                     son = measure("son", path, support, max_size, args)
-                    ref = measure("mlxtend", path, support, max_size, args)
+                    ref = {"failed": "not run"}
+                    if "mlxtend" in args.engines:
+                        ref = measure("mlxtend", path, support, max_size, args)
                     row = {
                         "dataset": name,
                         "support": support,
@@ -249,6 +252,7 @@ def format_row(row):
         ours = (
             f"SON {son['seconds']:7.2f} s, peak {son['peak_mb']:6.0f} MB, chunks "
             f"{son['chunks']}, candidates {son['candidates']:>7,}, itemsets {son['itemsets']:>7,}"
+            f" ({', '.join(f'{k} {v:.1f}' for k, v in son['passes'].items())})"
         )
     if "failed" in ref:
         theirs = f"mlxtend FAILED ({ref['failed']})"
@@ -271,6 +275,9 @@ def parse_args(argv=None):
     parser.add_argument("--repo", default=str(REPO), help="the checkout whose code runs")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case")
     parser.add_argument("--max-gb", type=float, default=None, help="RLIMIT_AS per case")
+    parser.add_argument(
+        "--engines", nargs="+", default=["son", "mlxtend"], choices=["son", "mlxtend"]
+    )
     parser.add_argument("--chunk-baskets", type=int, default=0, help="SON's (0: its default)")
     parser.add_argument("--json", default=None, help="write the rows here too")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
