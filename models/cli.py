@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 
-from hdfs_io import PathExists, PathNotFound, StorageError, UnsafePathError
+from hdfs_io import PathExists, PathNotFound, StorageError, UnsafePathError, redact_uri
 from hdfs_io.paths import check_disjoint
 from models.job_runner import RUNNERS, AccountingError, jobs_started
 from models.progress import Reporter
@@ -677,7 +677,7 @@ def _main(argv):
         _COMMANDS[args.command](args, reporter)
     except Exception as e:
         code, message = _classify(e)
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        print(f"{PROG}: error: {redact_uri(message)}", file=sys.stderr)
         if args.verbose and code == EXIT_FAILURE:
             import traceback
 

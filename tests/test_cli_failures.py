@@ -293,3 +293,14 @@ def test_ctrl_c_during_a_stage_exits_130_without_traceback_or_leftovers(tmp_path
     assert list(tmp.iterdir()) == []
     record = json.loads((root / "_pipeline.json").read_text())
     assert record["status"] == "interrupted"  # at that stage or a later one
+
+
+def test_an_error_message_never_shows_a_password_given_in_a_uri(tmp_path, capsys):
+    # a SchemaError that quotes the bad value, raised before any job
+    bad = "hdfs://ann:s3cret@127.0.0.1:1/x?delegation=T0KEN"
+    data = tmp_path / "in.csv"
+    data.write_text(HEADER + LINES[0])
+    code = main(["rfm", str(data), "-o", str(tmp_path / "o"), "--date-window", f"{bad}..x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "crm-mr: error: date_window=" in err
+    assert "s3cret" not in err and "T0KEN" not in err and "ann:***@" in err
