@@ -200,18 +200,8 @@ def find_frequent_itemsets(
             f"columns={list(schema.columns)!r} need a basket (order_id) and an item_id "
             "column to make baskets"
         )
-    args = [*schema_to_args(schema), "--min-support", str(support)]
-    for name, value in (
-        ("max_size", max_size),
-        ("max_basket_items", max_basket_items),
-        ("max_candidates", max_candidates),
-    ):
-        if _limit(name, value) is not None:
-            args += [f"--{name.replace('_', '-')}", str(value)]
-    if max_candidates is None:
-        args += ["--max-candidates", "0"]
+    args = _job_args(schema, support, max_size, max_basket_items, max_candidates, extra_args)
     _limit("chunk_baskets", chunk_baskets)
-    args += list(extra_args)
     say = progress or (lambda message: None)
     seconds = {}
     if frequent is None:
@@ -220,38 +210,10 @@ def find_frequent_itemsets(
             input_paths, schema, support, max_basket_items, runner, conf_paths, extra_args
         )
     chunks, chunk_size = son_chunks(frequent["baskets"], support, chunk_baskets)
-    tmp_dir = tempfile.mkdtemp(prefix="crm-son-")
-    try:
-        frequent_path = os.path.join(tmp_dir, "frequent.jsonl")
-        _write_frequent(frequent_path, frequent)
-        candidates_path = os.path.join(tmp_dir, "candidates.jsonl")
-        say(f"SON pass 1: local frequent itemsets of {chunks:,} chunk(s)")
-        pass1_args = [*args, "--chunks", str(chunks), "--frequent", frequent_path]
-        with run_job(
-            MRFrequentItemsets, input_paths, pass1_args, runner=runner, conf_paths=conf_paths
-        ) as run:
-            baskets, n_candidates = _write_candidates(run.rows(), candidates_path)
-            pass1 = run
-        son = _summed(pass1.counters, COUNTER_GROUP_SON)
-        say(f"SON pass 2: counting {n_candidates:,} candidates over {baskets:,} baskets")
-        with run_job(
-            MRFrequentItemsets,
-            input_paths,
-            [*args, "--candidates", candidates_path],
-            runner=runner,
-            conf_paths=conf_paths,
-        ) as run:
-            itemsets = list(run.rows())
-            pass2 = run
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    counted = _group(pass2.counters, 0, COUNTER_GROUP_BASKETS).get("baskets", 0)
-    if counted != baskets or pass2.lines != pass1.lines or baskets != frequent["baskets"]:
-        raise RuntimeError(
-            f"SON pass 1 saw {baskets} baskets and lines {pass1.lines}, pass 2 saw "
-            f"{counted} baskets and lines {pass2.lines}, the frequent items and pairs are "
-            f"of {frequent['baskets']} baskets: the input changed between the runs"
-        )
+    pass1, pass2, baskets, n_candidates, itemsets = _two_passes(
+        input_paths, args, frequent, chunks, runner, conf_paths, say
+    )
+    son = _summed(pass1.counters, COUNTER_GROUP_SON)
     itemsets.sort(key=lambda r: (len(r["items"]), r["items"]))
     details = {
         "baskets": baskets,
@@ -271,6 +233,51 @@ def find_frequent_itemsets(
         },
     }
     return itemsets, details
+
+
+def _job_args(schema, support, max_size, max_basket_items, max_candidates, extra_args):
+    args = [*schema_to_args(schema), "--min-support", str(support)]
+    for name, value in (
+        ("max_size", max_size),
+        ("max_basket_items", max_basket_items),
+        ("max_candidates", max_candidates),
+    ):
+        if _limit(name, value) is not None:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    if max_candidates is None:
+        args += ["--max-candidates", "0"]
+    return args + list(extra_args)
+
+
+def _two_passes(input_paths, args, frequent, chunks, runner, conf_paths, say):
+    """SON's runs: ``(pass 1 run, pass 2 run, baskets, candidates, itemsets)``, checked."""
+    tmp_dir = tempfile.mkdtemp(prefix="crm-son-")
+    try:
+        frequent_path = os.path.join(tmp_dir, "frequent.jsonl")
+        _write_frequent(frequent_path, frequent)
+        candidates_path = os.path.join(tmp_dir, "candidates.jsonl")
+        say(f"SON pass 1: local frequent itemsets of {chunks:,} chunk(s)")
+        pass1_args = [*args, "--chunks", str(chunks), "--frequent", frequent_path]
+        with run_job(
+            MRFrequentItemsets, input_paths, pass1_args, runner=runner, conf_paths=conf_paths
+        ) as pass1:
+            baskets, n_candidates = _write_candidates(pass1.rows(), candidates_path)
+        say(f"SON pass 2: counting {n_candidates:,} candidates over {baskets:,} baskets")
+        pass2_args = [*args, "--candidates", candidates_path]
+        with run_job(
+            MRFrequentItemsets, input_paths, pass2_args, runner=runner, conf_paths=conf_paths
+        ) as pass2:
+            itemsets = list(pass2.rows())
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    counted = _group(pass2.counters, 0, COUNTER_GROUP_BASKETS).get("baskets", 0)
+    if counted != baskets or pass2.lines != pass1.lines or baskets != frequent["baskets"]:
+        raise RuntimeError(
+            f"SON pass 1 saw {baskets} baskets and lines {pass1.lines}, pass 2 saw "
+            f"{counted} baskets and lines {pass2.lines}, the frequent items and pairs are "
+            f"of {frequent['baskets']} baskets: the input changed between the runs"
+        )
+    return pass1, pass2, baskets, n_candidates, itemsets
 
 
 def _frequent_items_and_pairs(
