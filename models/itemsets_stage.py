@@ -64,7 +64,7 @@ DEFAULT_CHUNK_BASKETS = 2000
 #: A chunk holds at least this many / min_support baskets (about), so that its scaled
 #: threshold is about this count or more: a chunk of a few baskets would make min count
 #: 1 and every subset of its baskets locally frequent.
-MIN_LOCAL_COUNT = 20
+MIN_LOCAL_COUNT = 100
 #: ``--max-basket-items`` given to the co-occurrence job when SON has no cap.
 _NO_CAP = 1_000_000_000
 
@@ -115,9 +115,9 @@ def son_chunks(n_baskets, min_support, chunk_baskets=None):
     --------
     >>> from fractions import Fraction
     >>> son_chunks(15_183, Fraction(1, 500))
-    (1, 10000)
+    (1, 50000)
     >>> son_chunks(4_627, Fraction(1, 2), chunk_baskets=10)
-    (115, 40)
+    (23, 200)
     """
     wanted = chunk_baskets or DEFAULT_CHUNK_BASKETS
     floor = -(-MIN_LOCAL_COUNT * min_support.denominator // min_support.numerator)
