@@ -141,6 +141,43 @@ def test_spark_on_local_cdnow_gives_the_inline_rows_and_counters(system_tmp, cdn
     assert _left_in(system_tmp) == []  # no <job key>-spark folder
 
 
+#: hostile lines that every line reader (mrjob's, Hadoop's, Spark's) splits the same way
+HOSTILE = (
+    b"O9,A\x00,2023-01-03,I1,1,1\n"
+    b"O9,A,2023-01-03,I1,1e309,1\n"
+    b"O9,A,2023-01-03,I1,1,1e999999999\n"
+    b"O9,A,9999-12-31T23:30:00-01:00,I1,1,1\n"
+    b"O9,A,2023-01-03T10,I1,1,1\n"
+    b"O9,A" + b"x" * 300 + b",2023-01-03,I1,1,1\n"
+    b'O9,"' + b"y" * 140_000 + b'",2023-01-03,I1,1,1\n'
+    b"\xef\xbb\xbfO3,B,2023-01-04,I1,1,2.00\n"
+    b"\x1f\x8b\x08\x00binary\xff\xfe\n"
+)
+HOSTILE_REJECTED = {
+    "header": 1,
+    "control_character": 1,
+    "bad_quantity": 1,
+    "bad_price": 1,
+    "date_out_of_range": 1,
+    "bad_timestamp": 1,
+    "id_too_long": 1,
+    "line_too_long": 1,
+    "undecodable": 1,
+}
+
+
+def test_spark_rejects_hostile_lines_like_inline(system_tmp, tmp_path):
+    local = tmp_path / "hostile.csv"
+    local.write_bytes(HEADER.encode() + GOOD.encode() + HOSTILE)
+    inline, inline_lines, _ = _rows_and_lines([local], [], "inline", conf_paths=[])
+    spark, lines, _ = _rows_and_lines([local], SPARK, "spark", conf_paths=[])
+    assert spark == inline
+    assert [(r["customer_id"], r["lines"]) for r in spark] == [("A", 4), ("B", 2)]
+    assert lines == inline_lines
+    assert lines["rejected_by_reason"] == HOSTILE_REJECTED
+    assert _left_in(system_tmp) == []
+
+
 def test_spark_reads_hdfs_counts_rejections_like_inline_and_leaves_nothing(
     system_tmp, hadoop_env, tmp_path
 ):
