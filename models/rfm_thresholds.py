@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from models.job_runner import run_job
+from models.kmeans_stage import expand_parts
 from mr_jobs.rfm_thresholds import DIMENSIONS, KEY_BITS, MRValueHistogram, key_value
 
 __all__ = [
@@ -131,7 +132,8 @@ def exact_thresholds(rfm_paths, runner="inline", conf_paths=None, bits_per_pass=
     Parameters
     ----------
     rfm_paths : list of str
-        RFM rows (JSON lines, e.g. the RFM stage's ``part-*`` files or directory).
+        RFM rows: JSON-lines files, or directories (such as the RFM stage's output) of
+        which only the ``part-*`` files are read; local or ``hdfs://``.
     runner : str
         mrjob runner (see :func:`models.job_runner.run_job`).
     conf_paths : list of str or None
@@ -151,7 +153,8 @@ def exact_thresholds(rfm_paths, runner="inline", conf_paths=None, bits_per_pass=
     Raises
     ------
     ValueError
-        If ``bits_per_pass`` is out of range, a line is not a JSON object, or a value is
+        If ``bits_per_pass`` is out of range, a directory has no ``part-*`` files, a line
+        (other than a blank one, which is skipped) is not a JSON object, or a value is
         missing, NaN or not a number (naming the column and how many, as
         :func:`models.rfm_scores.quintile_scores` does).
     RuntimeError
@@ -166,6 +169,7 @@ def exact_thresholds(rfm_paths, runner="inline", conf_paths=None, bits_per_pass=
         raise ValueError(f"bits_per_pass={bits_per_pass!r} should be an int in 1..32")
     if not 1 <= bits_per_pass <= 32:
         raise ValueError(f"bits_per_pass={bits_per_pass} should be in 1..32")
+    rfm_paths = expand_parts(rfm_paths)
     searches = None
     passes = 0
     with tempfile.TemporaryDirectory(prefix="crm-rfm-thresholds-") as tmp:

@@ -57,7 +57,14 @@ from mrjob.step import MRStep
 from mr_jobs.base import CrmJob
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
 
-__all__ = ["DIMENSIONS", "KEY_BITS", "MRValueHistogram", "key_value", "value_key"]
+__all__ = [
+    "DIMENSIONS",
+    "KEY_BITS",
+    "InvalidValue",
+    "MRValueHistogram",
+    "key_value",
+    "value_key",
+]
 
 #: The dimensions read, with their kind: ``"int"`` or ``"float"``.
 DIMENSIONS = {"recency_days": "int", "orders": "int", "total_value": "float"}

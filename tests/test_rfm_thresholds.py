@@ -188,6 +188,21 @@ def test_one_pass_counts_buckets_with_their_min_and_max_keys(tmp_path):
     assert counters["crm.lines"]["read"] == 3
 
 
+def test_a_later_pass_counts_only_the_keys_under_an_open_prefix(tmp_path):
+    prefix = (2**63 + 8) >> 2  # the top 62 bits of the keys of 8, 9, 10 and 11
+    prefixes = tmp_path / "prefixes.json"
+    prefixes.write_text(json.dumps({"orders": [[prefix, 62, 2]]}))
+    orders = [8, 9, 10, 11, 12, 7, 9]
+    lines = "".join(json.dumps(r) + "\n" for r in _rows([1] * 7, orders, [1.0] * 7))
+    rows, _ = run_job(MRValueHistogram, lines, ["--prefixes", str(prefixes)])
+    buckets = sorted(r for r in rows if r[0] == "bucket")
+    assert buckets == [
+        ["bucket", "orders", 62, prefix, b, 2 if v == 9 else 1, 2**63 + v, 2**63 + v]
+        for b, v in enumerate([8, 9, 10, 11])
+    ]
+    assert ["n", "orders", 7] in rows
+
+
 def test_exact_thresholds_equal_the_order_statistics_of_numpy_sort(tmp_path):
     rng = np.random.default_rng(11)
     n = 37
@@ -283,7 +298,7 @@ def test_thresholds_score_every_cdnow_customer_as_score_customers_does(tmp_path,
     out = tmp_path / "rfm"
     assert cli_main(["rfm", str(cdnow_path), "-o", str(out), "--input-format", "cdnow"]) == 0
     parts = sorted(str(p) for p in out.glob("part-*"))
-    found = exact_thresholds(parts, conf_paths=[])
+    found = exact_thresholds([str(out)], conf_paths=[])  # the directory: its part-* files
     df = pd.DataFrame([json.loads(line) for p in parts for line in open(p)])
     assert len(df) == 23570
     scored = score_customers(df)
