@@ -111,6 +111,11 @@ class CrmJob(MRJob):
         """Turn the cyclic garbage collector back on (see :meth:`pause_gc`)."""
         gc.enable()
 
+    def reject_line(self, reason):
+        """Count one line of this task as rejected for ``reason`` (see
+        :meth:`report_line_counters`)."""
+        self.lines_rejected[reason] = self.lines_rejected.get(reason, 0) + 1
+
     def report_line_counters(self):
         """Add this task's line counts to the job's counters (call once, at the end).
 

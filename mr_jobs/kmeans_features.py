@@ -89,35 +89,32 @@ class MRKMeansFeatures(CrmJob):
         self.lines_read = 0
         self.lines_rejected = {}
 
-    def _reject(self, reason):
-        self.lines_rejected[reason] = self.lines_rejected.get(reason, 0) + 1
-
     def mapper_features(self, _, raw):
         self.lines_read += 1
         if not raw.strip():
-            self._reject("blank")
+            self.reject_line("blank")
             return
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            self._reject("undecodable")
+            self.reject_line("undecodable")
             return
         try:
             row = _decode(text)
         except ValueError:
-            self._reject("not_json")
+            self.reject_line("not_json")
             return
         if not isinstance(row, dict):
-            self._reject("not_an_object")
+            self.reject_line("not_an_object")
             return
         customer = row.get("customer_id")
         if not isinstance(customer, str) or not customer.strip():
-            self._reject("missing_customer")
+            self.reject_line("missing_customer")
             return
         try:
             values = feature_values(row, self.features)
         except FeatureError as e:
-            self._reject(e.reason)
+            self.reject_line(e.reason)
             return
         yield None, format_point(_encode_str(customer), values)
 

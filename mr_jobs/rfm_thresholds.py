@@ -185,24 +185,21 @@ class MRValueHistogram(CrmJob):
         self.lines_rejected = {}
         self.pause_gc()
 
-    def _reject(self, reason):
-        self.lines_rejected[reason] = self.lines_rejected.get(reason, 0) + 1
-
     def mapper_count_values(self, _, raw):
         self.lines_read += 1
         if not raw.strip():
-            self._reject("blank")
+            self.reject_line("blank")
             return
         try:
             row = _decode(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            self._reject("undecodable")
+            self.reject_line("undecodable")
             return
         except ValueError:
-            self._reject("not_json")
+            self.reject_line("not_json")
             return
         if not isinstance(row, dict):
-            self._reject("not_an_object")
+            self.reject_line("not_an_object")
             return
         counts = self.counts
         for dim, kind, opened in self.plan:
