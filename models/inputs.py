@@ -10,7 +10,8 @@ import os
 import shutil
 import tempfile
 
-from hdfs_io import LocalFileSystem, get_filesystem
+from hdfs_io import LocalFileSystem, get_filesystem, join
+from hdfs_io.base import part_files
 from mr_jobs.job_options import build_schema
 from mr_jobs.records import ROLES
 
@@ -19,6 +20,7 @@ __all__ = [
     "detect_schema",
     "first_line",
     "data_files",
+    "expand_parts",
     "local_inputs",
     "LOCAL_ONLY_RUNNERS",
 ]
@@ -81,6 +83,27 @@ def data_files(fs, path):
             )
         files.append(path.rstrip("/") + "/" + rel)
     return files
+
+
+def expand_parts(paths):
+    """Input paths with every directory replaced by its ``part-*`` files (as URIs).
+
+    Raises
+    ------
+    ValueError
+        A directory without part files.
+    """
+    expanded = []
+    for path in paths:
+        fs, p = get_filesystem(path)
+        if fs.status(p)["type"] == "DIRECTORY":
+            names = part_files(fs, p)
+            if not names:
+                raise ValueError(f"input {fs.uri(p)!r} is a directory without part-* files")
+            expanded += [fs.uri(join(p, name)) for name in names]
+        else:
+            expanded.append(fs.uri(p))
+    return expanded
 
 
 #: Compressed inputs mrjob and Hadoop decompress by their extension.

@@ -34,9 +34,8 @@ import warnings
 
 import pandas as pd
 
-from hdfs_io import Publication, get_filesystem, join
-from hdfs_io.base import part_files
-from models.inputs import describe_inputs, local_inputs
+from hdfs_io import Publication, get_filesystem
+from models.inputs import describe_inputs, expand_parts, local_inputs
 from models.kmeans import (
     SAMPLE_SIZE,
     EmptyClusterWarning,
@@ -57,7 +56,7 @@ from models.segment_profiles import (
 from mr_jobs.features import DEFAULT_FEATURES, parse_features
 from mr_jobs.protocols import loads
 
-__all__ = ["run_kmeans_stage", "check_options", "DEFAULTS", "expand_parts"]
+__all__ = ["run_kmeans_stage", "check_options", "DEFAULTS"]
 
 DEFAULTS = {
     "k": "4-8",
@@ -70,27 +69,6 @@ DEFAULTS = {
 }
 
 _PROFILE_COLUMNS = ("recency_days", "orders", "total_value")
-
-
-def expand_parts(paths):
-    """Input paths with every directory replaced by its ``part-*`` files (as URIs).
-
-    Raises
-    ------
-    ValueError
-        A directory without part files.
-    """
-    expanded = []
-    for path in paths:
-        fs, p = get_filesystem(path)
-        if fs.status(p)["type"] == "DIRECTORY":
-            names = part_files(fs, p)
-            if not names:
-                raise ValueError(f"input {fs.uri(p)!r} is a directory without part-* files")
-            expanded += [fs.uri(join(p, name)) for name in names]
-        else:
-            expanded.append(fs.uri(p))
-    return expanded
 
 
 def _read_rows(paths):

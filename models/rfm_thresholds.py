@@ -38,8 +38,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from models.inputs import expand_parts
 from models.job_runner import run_job
-from models.kmeans_stage import expand_parts
 from mr_jobs.rfm_thresholds import DIMENSIONS, KEY_BITS, MRValueHistogram, key_value
 
 __all__ = [
