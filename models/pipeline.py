@@ -313,10 +313,11 @@ def _fingerprint(fs, path):
     is seen. Prior validation (the input exists) is assumed."""
     import hashlib
 
+    from models.inputs import data_files
+
     digest = hashlib.sha256()
     if fs.status(path)["type"] == "DIRECTORY":
-        names = [n for n in fs.list(path) if not n.startswith(("_", "."))]
-        files = [(name, join(path, name)) for name in names]
+        files = [(p.rsplit("/", 1)[-1], p) for p in data_files(fs, path)]
     else:
         files = [("", path)]
     for name, file_path in files:
