@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 from mrjob.parse import is_uri
 from mrjob.step import StepFailedException
 
-from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_REJECTED
+from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_OUTPUT, COUNTER_GROUP_REJECTED
 
 __all__ = [
     "RUNNERS",
@@ -71,6 +71,8 @@ __all__ = [
     "AccountingError",
     "JobFailedError",
     "run_job",
+    "run_job_into",
+    "task_output_dir",
     "jobs_started",
     "line_accounting",
 ]
@@ -163,6 +165,16 @@ class JobRun:
         self.counters = runner.counters()
         self.lines = line_accounting(self.counters)
 
+    def output_count(self, name="rows"):
+        """The counter ``crm.output`` ``name`` summed over the steps: what the tasks
+        counted with :meth:`mr_jobs.base.CrmJob.count_output` (0 when none did)."""
+        return sum(step.get(COUNTER_GROUP_OUTPUT, {}).get(name, 0) for step in self.counters)
+
+    @property
+    def output_rows(self):
+        """Rows the job's tasks wrote, as they counted them (see :meth:`output_count`)."""
+        return self.output_count("rows")
+
     def output_parts(self):
         """The output's non-empty ``part-*`` files (paths or URIs), sorted: the input of a
         later job that reads whole files (``mapper_raw``), which cannot take a directory
@@ -184,7 +196,16 @@ class JobRun:
 
 
 @contextmanager
-def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, progress=None):
+def run_job(
+    job_cls,
+    input_paths,
+    args=(),
+    *,
+    runner="inline",
+    conf_paths=None,
+    progress=None,
+    output_dir=None,
+):
     """Run ``job_cls`` once and yield a :class:`JobRun` while its output still exists.
 
     Parameters
@@ -202,6 +223,10 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
         for ``$MRJOB_CONF``, ``~/.mrjob.conf`` and ``/etc/mrjob.conf``.
     progress : callable, optional
         Called with a message before the run starts.
+    output_dir : str, optional
+        Where the tasks write the output (mrjob's ``--output-dir``: a local path for the
+        inline and local runners, an ``hdfs://`` URI for Hadoop); it must not exist.
+        Default: a temporary directory of mrjob's.
 
     Yields
     ------
@@ -234,6 +259,8 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
         if conf_paths is not None:
             argv += ["--no-conf"] if not conf_paths else [a for p in conf_paths for a in ("-c", p)]
         argv += list(args)
+        if output_dir is not None:
+            argv += ["--output-dir", str(output_dir)]
         job = job_cls(args=argv + input_paths)
         if runner == "spark":
             extra = _spark_args(job, input_paths)
@@ -244,6 +271,113 @@ def run_job(job_cls, input_paths, args=(), *, runner="inline", conf_paths=None, 
         _started[0] += 1
         with _run(job, job_cls.__name__, runner) as run:
             yield run
+
+
+#: The directory, inside a publication's staging directory, that a job's tasks write to
+#: before their parts move up into the publication (hidden from Hadoop's input readers).
+TASK_OUTPUT_NAME = "_task-output"
+
+_WRITES_LOCAL = ("inline", "local", "spark")
+_WRITES_HDFS = ("hadoop", "emr", "spark")
+
+
+def task_output_dir(publication, runner):
+    """Where ``runner``'s tasks can write straight into ``publication``, or None.
+
+    The inline and local runners (and Spark) write local paths; Hadoop, EMR and Spark
+    write ``hdfs://`` ones. Other pairs (the local runner with an HDFS publication, Hadoop
+    with a local one) return None: the parts are then copied by :func:`run_job_into`,
+    streamed file by file, never held in memory.
+
+    Parameters
+    ----------
+    publication : hdfs_io.Publication
+        An open publication.
+    runner : str
+
+    Returns
+    -------
+    str or None
+    """
+    fs = publication.fs
+    target = f"{publication.staging_path.rstrip('/')}/{TASK_OUTPUT_NAME}"
+    if fs.scheme == "file" and runner in _WRITES_LOCAL:
+        return fs.normalize(target)
+    if fs.scheme == "hdfs" and runner in _WRITES_HDFS:
+        return fs.uri(target)
+    return None
+
+
+@contextmanager
+def run_job_into(publication, job_cls, input_paths, args=(), **kwargs):
+    """Run a job whose tasks write the ``part-*`` files of ``publication``.
+
+    The job runs as with :func:`run_job` (same keyword arguments, except ``output_dir``),
+    with its output directed into the publication's staging directory when the runner can
+    write there (:func:`task_output_dir`); its non-empty ``part-*`` files then move up
+    into the publication (a rename, nothing read) and the rest of the job's output
+    directory (Hadoop's ``_SUCCESS``) is removed. Otherwise each part is streamed from
+    the runner's output into the publication. Either way no row passes through the
+    driver's memory: the rows written are the tasks' count
+    (:attr:`JobRun.output_rows`).
+
+    Yields
+    ------
+    JobRun
+        With ``published_parts``: the part names now in the publication, sorted.
+    """
+    target = task_output_dir(publication, kwargs.get("runner", "inline"))
+    with run_job(job_cls, input_paths, args, output_dir=target, **kwargs) as run:
+        if target is not None:
+            run.published_parts = _adopt_parts(publication, target)
+        else:
+            run.published_parts = _copy_parts(publication, run)
+        yield run
+
+
+def _is_part(name):
+    return name.startswith("part-")
+
+
+def _adopt_parts(publication, target):
+    """Move the non-empty parts of the job's output directory ``target`` (inside the
+    staging directory) up into the publication; remove the rest."""
+    fs = publication.fs
+    moved = []
+    for name in sorted(fs.list(target)):
+        path = f"{target.rstrip('/')}/{name}"
+        if _is_part(name) and fs.status(path)["length"] > 0:
+            fs.rename(path, f"{publication.staging_path.rstrip('/')}/{name}")
+            moved.append(name)
+    fs.delete(target, recursive=True)
+    return moved
+
+
+def _copy_parts(publication, run):
+    """Stream each non-empty part of ``run``'s output into the publication."""
+    copied = []
+    mr_fs = run._runner.fs
+    for path in run.output_parts():
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        staged = f"{publication.staging_path.rstrip('/')}/{name}"
+        if not is_uri(path) or path.startswith("file://"):
+            publication.fs.upload(urlsplit(path).path if is_uri(path) else path, staged)
+        else:
+            publication.fs.write_lines(staged, _lines_of(mr_fs.cat(path)))
+        copied.append(name)
+    return copied
+
+
+def _lines_of(chunks):
+    """Text lines (without their newline) of a stream of UTF-8 byte chunks."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8")
+    if pending:
+        yield pending.decode("utf-8")
 
 
 @contextmanager

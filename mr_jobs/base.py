@@ -22,6 +22,7 @@ from mrjob.step import MRStep
 from mr_jobs.job_options import add_input_schema_args, schema_from_options
 from mr_jobs.records import (
     COUNTER_GROUP_LINES,
+    COUNTER_GROUP_OUTPUT,
     COUNTER_GROUP_REJECTED,
     make_basket_parser,
     make_line_parser,
@@ -115,6 +116,13 @@ class CrmJob(MRJob):
         """Count one line of this task as rejected for ``reason`` (see
         :meth:`report_line_counters`)."""
         self.lines_rejected[reason] = self.lines_rejected.get(reason, 0) + 1
+
+    def count_output(self, count=1, name="rows"):
+        """Add ``count`` to the counter ``crm.output`` ``name``: a task counts the rows it
+        writes (``rows``, read by :attr:`models.job_runner.JobRun.output_rows`) so that the
+        driver never reads an output to know its size."""
+        if count:
+            self.increment_counter(COUNTER_GROUP_OUTPUT, name, count)
 
     def report_line_counters(self):
         """Add this task's line counts to the job's counters (call once, at the end).

@@ -97,6 +97,7 @@ __all__ = [
     "format_micros",
     "COUNTER_GROUP_LINES",
     "COUNTER_GROUP_REJECTED",
+    "COUNTER_GROUP_OUTPUT",
 ]
 
 CANONICAL_COLUMNS = ("order_id", "customer_id", "timestamp", "item_id", "quantity", "unit_price")
@@ -131,6 +132,9 @@ REJECT_REASONS = {
 
 COUNTER_GROUP_LINES = "crm.lines"
 COUNTER_GROUP_REJECTED = "crm.rejected"
+#: Counter group of what a job's tasks wrote: ``rows`` of its final output, and others a
+#: job documents (see :meth:`mr_jobs.base.CrmJob.count_output`).
+COUNTER_GROUP_OUTPUT = "crm.output"
 
 #: The bounds every line is held to (see the module docstring, "Limits").
 LIMITS = {
