@@ -509,7 +509,7 @@ def _cmd_rfm(args, reporter):
         from hdfs_io import check_can_publish, get_filesystem
 
         check_can_publish(*get_filesystem(args.segments), args.overwrite)
-    rows, _ = run_rfm_stage(
+    run_rfm_stage(
         args.inputs,
         args.output,
         schema=_schema(args, args.inputs),
@@ -522,7 +522,12 @@ def _cmd_rfm(args, reporter):
     )
     if args.segments:
         run_segments_stage(
-            rows, args.segments, source=args.output, overwrite=args.overwrite, reporter=reporter
+            args.output,
+            args.segments,
+            runner=args.runner,
+            conf_paths=_conf_paths(args),
+            overwrite=args.overwrite,
+            reporter=reporter,
         )
 
 

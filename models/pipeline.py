@@ -58,15 +58,13 @@ import datetime
 import json
 import os
 
-import pandas as pd
-
 from hdfs_io import (
     LocalFileSystem,
     check_can_publish,
     get_filesystem,
     is_published,
     join,
-    read_parts,
+    read_manifest,
     redact_secrets,
     write_file_atomically,
 )
@@ -504,7 +502,7 @@ def _after_data(context):
 
 
 def _run_rfm(context):
-    rows, manifest = run_rfm_stage(
+    manifest = run_rfm_stage(
         context["inputs"],
         _uri(context, "rfm"),
         schema=context["schema"],
@@ -515,20 +513,29 @@ def _run_rfm(context):
         conf_paths=context["conf_paths"],
         reporter=context["reporter"],
     )
-    context["rows"] = rows
-    context["rfm_lines"] = manifest["lines"]
+    _after_rfm(context, manifest)
     return [_stage_entry("rfm", _uri(context, "rfm"), manifest)]
 
 
+def _after_rfm(context, manifest):
+    """What later stages need of the RFM stage: its manifest's figures, no rows."""
+    context["rfm_details"] = manifest["details"]
+    context["rfm_lines"] = manifest["lines"]
+
+
+def _customers(context):
+    return context["rfm_details"].get("customers", 0)
+
+
 def _run_rfm_segments(context):
-    scored, _summary, manifest = run_segments_stage(
-        context["rows"],
+    _summary, manifest = run_segments_stage(
+        _uri(context, "rfm"),
         _uri(context, "rfm_segments"),
-        source=_uri(context, "rfm"),
+        runner=context["runner"],
+        conf_paths=context["conf_paths"],
         overwrite=context["overwrite"],
         reporter=context["reporter"],
     )
-    context["scored"] = scored
     return [_stage_entry("rfm_segments", _uri(context, "rfm_segments"), manifest)]
 
 
@@ -571,13 +578,12 @@ def _run_segments(context):
     from models.kmeans import TooFewPointsError
     from models.kmeans_stage import run_kmeans_stage
 
-    if not context["rows"]:
+    if not _customers(context):
         return [_skip(context, "segments", _no_customer_reason(context))]
     try:
         manifest = run_kmeans_stage(
             [_uri(context, "rfm_segments")],
             _uri(context, "segments"),
-            rows=context["scored"],
             runner=context["runner"],
             conf_paths=context["conf_paths"],
             overwrite=context["overwrite"],
@@ -611,17 +617,16 @@ def _run_sales(context):
     return [_stage_entry("sales", _uri(context, "sales"), manifest)]
 
 
-def _data_span(rows, as_of=None, lines=None):
-    """(first, last) days the accepted lines cover, from the RFM rows.
+def _data_span(details, as_of=None, lines=None):
+    """(first, last) days the accepted lines cover, from the RFM manifest's details.
 
     The span runs from the first to the last purchase date, except that a log cut by
     ``as_of`` (the RFM run rejected lines as ``after_as_of``) covers every day up to
     ``as_of``, purchase or not.
     """
-    if not rows:
+    if not details or not details.get("last_purchase_date"):
         return None
-    first = min(r["first_purchase"][:10] for r in rows)
-    last = max(r["last_purchase"][:10] for r in rows)
+    first, last = details["first_purchase_date"], details["last_purchase_date"]
     cut = as_of is not None and lines and lines["rejected_by_reason"].get("after_as_of", 0) > 0
     if cut:
         last = max(last, datetime.date.fromordinal(parse_as_of(as_of)).isoformat())
@@ -635,7 +640,7 @@ def _run_forecasts(context):
         context["series"],
         _uri(context, "forecasts"),
         period=context["sales_period"],
-        data_span=_data_span(context["rows"], context["as_of"], context.get("rfm_lines")),
+        data_span=_data_span(context["rfm_details"], context["as_of"], context.get("rfm_lines")),
         source=_uri(context, "sales"),
         overwrite=context["overwrite"],
         reporter=context["reporter"],
@@ -648,14 +653,14 @@ def _run_churn(context):
     """The churn stage; recorded as skipped when either class has too few customers."""
     from models.churn_stage import TooFewCustomersError, run_churn_stage
 
-    if not context["rows"]:
+    if not _customers(context):
         return [_skip(context, "churn", _no_customer_reason(context))]
     try:
         _scored, _model, manifest = run_churn_stage(
             context["inputs"],
             _uri(context, "churn"),
             schema=context["schema"],
-            current_rows=context["rows"],
+            current_path=_uri(context, "rfm"),
             as_of=context["as_of"],
             runner=context["runner"],
             conf_paths=context["conf_paths"],
@@ -682,11 +687,6 @@ _RUN = {
 }
 
 
-def _read_rows(context, stage):
-    fs = context["fs"]
-    return [json.loads(line) for line in read_parts(fs, context["paths"][stage]) if line]
-
-
 def _resume_stage(stage, context, done):
     """The previous run's entries of ``stage``; what later stages need, read back."""
     entries = [{**done[stage], "resumed": True}]
@@ -699,10 +699,7 @@ def _resume_stage(stage, context, done):
     if stage == "data":
         _after_data(context)
     elif stage == "rfm":
-        context["rows"] = _read_rows(context, "rfm")
-        context["rfm_lines"] = done["rfm"]["lines"]
-    elif stage == "rfm_segments":
-        context["scored"] = pd.DataFrame.from_records(_read_rows(context, "rfm_segments"))
+        _after_rfm(context, read_manifest(context["fs"], context["paths"]["rfm"]))
     elif stage == "sales":
         from models.forecast_stage import read_sales_series
 

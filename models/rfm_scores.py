@@ -61,6 +61,8 @@ fall through by recency to ``need_attention`` (R = 3), ``hibernating`` (R = 2) o
 import numpy as np
 import pandas as pd
 
+from mr_jobs.segment_rules import SEGMENT_RULES, SEGMENTS
+
 __all__ = [
     "OUTPUT_COLUMNS",
     "REQUIRED_COLUMNS",
@@ -69,6 +71,7 @@ __all__ = [
     "quintile_scores",
     "score_customers",
     "segment_summary",
+    "summary_from_totals",
 ]
 
 #: Input columns :func:`score_customers` needs.
@@ -85,63 +88,6 @@ OUTPUT_COLUMNS = (
     "single_purchase",
     "segment",
 )
-
-#: The named segments, in precedence order: ``(segment, description, predicate)``.
-#: ``predicate`` is a tuple of ``(column, operator, value)`` conditions that must all hold;
-#: ``column`` is a column of the scored frame (``r_score``, ``f_score``, ``m_score``,
-#: ``single_purchase``), ``operator`` one of ``">="``, ``"<="``, ``"=="``. The first rule a
-#: customer matches is their segment; the last four rules partition R, so every customer
-#: matches at least one.
-SEGMENT_RULES = (
-    (
-        "champions",
-        "Bought recently, often, and spend the most.",
-        (("r_score", ">=", 4), ("f_score", ">=", 4), ("m_score", ">=", 4)),
-    ),
-    (
-        "loyal",
-        "Buy often, still active.",
-        (("f_score", ">=", 4), ("r_score", ">=", 3)),
-    ),
-    (
-        "cant_lose",
-        "Were among the best customers, have not bought for a while.",
-        (("f_score", ">=", 4), ("m_score", ">=", 4), ("r_score", "<=", 2)),
-    ),
-    (
-        "at_risk",
-        "Used to buy regularly, slipping away.",
-        (("f_score", ">=", 3), ("r_score", "<=", 2)),
-    ),
-    (
-        "new",
-        "First and only purchase was recent.",
-        (("single_purchase", "==", True), ("r_score", ">=", 4)),
-    ),
-    (
-        "promising",
-        "Recent, not frequent yet.",
-        (("r_score", ">=", 4),),
-    ),
-    (
-        "need_attention",
-        "Middling recency.",
-        (("r_score", "==", 3),),
-    ),
-    (
-        "hibernating",
-        "Low recency, low frequency.",
-        (("r_score", "==", 2),),
-    ),
-    (
-        "lost",
-        "The oldest last purchases, low frequency.",
-        (("r_score", "==", 1),),
-    ),
-)
-
-#: Segment names in precedence order.
-SEGMENTS = tuple(name for name, _description, _predicate in SEGMENT_RULES)
 
 _OPERATORS = {">=": np.greater_equal, "<=": np.less_equal, "==": np.equal}
 _SHORT_NAMES = {"r_score": "R", "f_score": "F", "m_score": "M"}
@@ -488,40 +434,68 @@ def segment_summary(scored):
     values = pd.DataFrame(
         {
             "segment": segments.astype(object).to_numpy(),
-            "total_value": _numeric_array(scored["total_value"]).astype(np.float64),
-            "recency_days": _numeric_array(scored["recency_days"]).astype(np.float64),
-            "orders": _numeric_array(scored["orders"]).astype(np.float64),
+            "customers": 1,
+            "recency_days": _numeric_array(scored["recency_days"]),
+            "orders": _numeric_array(scored["orders"]),
+            "total_value_micros": np.rint(
+                _numeric_array(scored["total_value"]).astype(np.float64) * 1e6
+            ).astype(np.int64),
         }
     )
-    grouped = values.groupby("segment", sort=False).agg(
-        customers=("total_value", "size"),
-        revenue=("total_value", "sum"),
-        mean_recency_days=("recency_days", "mean"),
-        mean_orders=("orders", "mean"),
-        mean_total_value=("total_value", "mean"),
-    )
-    grouped = grouped.reindex(list(SEGMENTS))
-    customers = grouped["customers"].fillna(0).to_numpy(dtype=np.int64)
-    # total_value is exact to 1e-6 (the jobs sum integer micros): undo float-sum noise
-    revenue = np.round(grouped["revenue"].fillna(0.0).to_numpy(dtype=np.float64), 6)
-    total_customers = customers.sum()
-    total_revenue = revenue.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share_customers = customers / total_customers if total_customers else np.nan
-        share_revenue = revenue / total_revenue if total_revenue else np.nan
-    summary = pd.DataFrame(
+    grouped = values.groupby("segment", sort=False).sum()
+    return summary_from_totals({segment: row.to_dict() for segment, row in grouped.iterrows()})
+
+
+def summary_from_totals(totals):
+    """The segment summary (see :func:`segment_summary`) from per-segment sums.
+
+    Parameters
+    ----------
+    totals : dict
+        ``{segment: {"customers", "recency_days", "orders", "total_value_micros"}}``:
+        sums of integers (``total_value`` in millionths), as the map-only scoring job
+        (:mod:`mr_jobs.rfm_segments`) counts them; absent segments have no customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`segment_summary`. Sums and means are exact up to one final rounding:
+        ``revenue`` is the float nearest the exact sum, the means the float quotient of
+        the exact integer sums.
+
+    Raises
+    ------
+    ValueError
+        If a segment is not one of :data:`SEGMENTS`.
+    """
+    unknown = sorted(set(totals) - set(SEGMENTS), key=str)
+    if unknown:
+        raise ValueError(f"unknown segment name(s) {unknown}; expected {list(SEGMENTS)}")
+    empty = {"customers": 0, "recency_days": 0, "orders": 0, "total_value_micros": 0}
+    rows = [{**empty, **{k: int(v) for k, v in totals.get(s, {}).items()}} for s in SEGMENTS]
+    customers = np.array([r["customers"] for r in rows], dtype=np.int64)
+    micros = [r["total_value_micros"] for r in rows]
+    revenue = np.array([m / 1_000_000 for m in micros], dtype=np.float64)
+    total_customers = int(customers.sum())
+    total_micros = sum(micros)
+
+    def mean(column, scale=1):
+        return [r[column] / (scale * r["customers"]) if r["customers"] else np.nan for r in rows]
+
+    return pd.DataFrame(
         {
             "segment": pd.Series(list(SEGMENTS), dtype=object).astype(str),
             "customers": customers,
-            "share_customers": np.broadcast_to(share_customers, customers.shape).astype(float),
+            "share_customers": [
+                c / total_customers if total_customers else np.nan for c in customers.tolist()
+            ],
             "revenue": revenue,
-            "share_revenue": np.broadcast_to(share_revenue, customers.shape).astype(float),
-            "mean_recency_days": grouped["mean_recency_days"].to_numpy(dtype=np.float64),
-            "mean_orders": grouped["mean_orders"].to_numpy(dtype=np.float64),
-            "mean_total_value": grouped["mean_total_value"].to_numpy(dtype=np.float64),
+            "share_revenue": [m / total_micros if total_micros else np.nan for m in micros],
+            "mean_recency_days": mean("recency_days"),
+            "mean_orders": mean("orders"),
+            "mean_total_value": mean("total_value_micros", 1_000_000),
             "description": pd.Series(
                 [description for _name, description, _predicate in SEGMENT_RULES], dtype=object
             ).astype(str),
         }
     )
-    return summary

@@ -1,77 +1,134 @@
-"""The RFM segments stage: score the RFM rows, name segments, publish them.
+"""The RFM segments stage: score the RFM rows, name segments, publish them, by MapReduce.
 
-Published layout (``<output>/``): ``part-*`` JSON lines (the RFM row plus ``r_score``,
+Published layout (``<output>/``): ``part-*`` JSON lines written by the tasks of the
+map-only :class:`mr_jobs.rfm_segments.MRScoreRFMRows` (the RFM row plus ``r_score``,
 ``f_score``, ``m_score``, ``rfm_cell``, ``rfm_sum``, ``value_tier``, ``single_purchase``,
-``segment``), ``customers.csv`` (the same columns, for BI tools), ``segment_summary.csv``
-and ``segment_summary.json`` (one row per named segment), ``_manifest.json``, ``_SUCCESS``.
-Rules: :mod:`models.rfm_scores`.
+``segment``; each part in the order of the RFM part it scores), ``customers.csv`` (the
+same columns, for BI tools, streamed from the parts), ``segment_summary.csv`` and
+``segment_summary.json`` (one row per named segment, from the job's counters),
+``thresholds.json`` (the order statistics the scores come from), ``_manifest.json``,
+``_SUCCESS``. Rules: :mod:`models.rfm_scores`.
+
+The driver holds no customer row: the exact quintile thresholds come from radix-selection
+passes (:func:`models.rfm_thresholds.exact_thresholds`), the scores from one map-only pass
+that ships them, the summary from counters.
 """
 
 import json
-
-import pandas as pd
+import os
+import tempfile
 
 from hdfs_io import Publication, get_filesystem
+from models.inputs import describe_inputs, expand_parts, local_inputs
+from models.job_runner import run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.rfm_scores import score_customers, segment_summary
-from models.rfm_stage import write_json_parts
+from models.outputs import csv_from_parts
+from models.rfm_scores import summary_from_totals
+from models.rfm_thresholds import exact_thresholds
 from mr_jobs.rfm import RFM_COLUMNS
+from mr_jobs.rfm_segments import SCORE_COLUMNS, MRScoreRFMRows, segment_totals
 
-__all__ = ["run_segments_stage"]
+__all__ = ["run_segments_stage", "THRESHOLDS_FILE"]
+
+THRESHOLDS_FILE = "thresholds.json"
 
 
-def run_segments_stage(rows, output_path, *, source=None, overwrite=False, reporter=None):
-    """Score RFM rows (as published by the RFM stage) and publish the segments.
+def run_segments_stage(
+    input_paths,
+    output_path,
+    *,
+    runner="inline",
+    conf_paths=None,
+    overwrite=False,
+    reporter=None,
+):
+    """Score the RFM stage's rows and publish the segments.
 
     Parameters
     ----------
-    rows : list of dict
-        The RFM stage's rows (``as_of`` filled).
+    input_paths : str or list of str
+        The RFM stage's output directory (or its part files), local or ``hdfs://``.
     output_path : str
-    source : str, optional
-        Where the rows came from, recorded as the manifest's input.
-    overwrite : bool
-    reporter : models.progress.Reporter, optional
+    runner, conf_paths, overwrite, reporter
+        As for :func:`models.rfm_stage.run_rfm_stage`.
 
     Returns
     -------
-    (pandas.DataFrame, pandas.DataFrame, dict)
-        The scored customers, the segment summary and the manifest.
+    (pandas.DataFrame, dict)
+        The segment summary and the manifest.
+
+    Raises
+    ------
+    ValueError
+        When a row cannot be scored (a missing or non-numeric value, negative
+        ``recency_days``, ``orders`` below 1), naming the column and the count.
     """
+    if isinstance(input_paths, str):
+        input_paths = [input_paths]
     say = reporter.progress("rfm_segments") if reporter else (lambda message: None)
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
-    with Publication(fs, out, overwrite=overwrite) as publication:
-        say(f"scoring {len(rows):,} customers")
-        scored = score_customers(pd.DataFrame(rows, columns=_columns(rows)))
-        summary = segment_summary(scored)
-        written = write_json_parts(publication, scored.to_dict("records"))
-        publication.write_file("customers.csv", scored.to_csv(index=False))
+    inputs = describe_inputs(input_paths)
+    jobs = {"runner": runner, "conf_paths": conf_paths}
+    with (
+        Publication(fs, out, overwrite=overwrite) as publication,
+        local_inputs(expand_parts(input_paths), runner, progress=say) as readable,
+        tempfile.TemporaryDirectory(prefix="crm-rfm-segments-") as tmp,
+    ):
+        say(f"exact quintile thresholds of {len(readable)} part(s)")
+        thresholds = exact_thresholds(readable, **jobs)
+        path = os.path.join(tmp, THRESHOLDS_FILE)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(thresholds, f, indent=2)
+        say(f"scoring {thresholds['orders']['n']:,} customers")
+        args = ["--thresholds", path]
+        with run_job_into(publication, MRScoreRFMRows, readable, args, **jobs) as run:
+            written, (totals, invalid) = run.output_rows, segment_totals(run.counters)
+        _check_scored(invalid)
+        summary = summary_from_totals(totals)
+        csv_from_parts(publication, "customers.csv", [*RFM_COLUMNS, *SCORE_COLUMNS])
         publication.write_file("segment_summary.csv", summary.to_csv(index=False))
         publication.write_file(
             "segment_summary.json",
             json.dumps(json.loads(summary.to_json(orient="records")), indent=2),
         )
+        with open(path, encoding="utf-8") as f:
+            publication.write_file(THRESHOLDS_FILE, f.read())
+        if written == 0:
+            publication.write_part(0, [])
         manifest = build_manifest(
             "rfm_segments",
-            inputs=[{"path": source, "bytes": None}] if source else [],
+            inputs=inputs,
             parameters={"overwrite": overwrite},
-            runner=None,
+            runner=runner,
             lines=None,
             rows_written=written,
             stopwatch=watch,
-            outputs=["customers.csv", "segment_summary.csv", "segment_summary.json"],
+            outputs=[
+                "customers.csv",
+                "segment_summary.csv",
+                "segment_summary.json",
+                THRESHOLDS_FILE,
+            ],
             details={
                 "customers_by_segment": dict(
                     zip(summary["segment"], summary["customers"].astype(int).tolist(), strict=True)
-                )
+                ),
+                "threshold_passes": max(d["passes"] for d in thresholds.values()),
             },
         )
         publication.commit(manifest)
     if reporter:
-        reporter.summary("rfm_segments", rows_in=len(rows), rows_out=written, seconds=watch.seconds)
-    return scored, summary, manifest
+        reporter.summary("rfm_segments", rows_in=written, rows_out=written, seconds=watch.seconds)
+    return summary, manifest
 
 
-def _columns(rows):
-    return list(rows[0]) if rows else list(RFM_COLUMNS)
+def _check_scored(invalid):
+    """ValueError naming the first column with rows that cannot be scored."""
+    for column in ("recency_days", "orders", "total_value"):
+        count = invalid.get(column, 0)
+        if count:
+            raise ValueError(
+                f"{column} is missing, not a number or out of range in {count} "
+                f"row{'s' if count != 1 else ''}; scores need a valid value for every customer"
+            )

@@ -17,11 +17,16 @@ last - first period, T = as-of period - first period, monetary_value = mean valu
 periods after the first (0 when there are none).
 
 The default as-of date is the latest purchase date in the input. The job finds it without
-a second pass over the lines: every customer's last purchase is in the reduced output, so
-the driver (:mod:`models.rfm_stage`) takes the maximum over those rows, a pass over
-customers rather than lines, and fills ``as_of``, ``recency_days``, ``tenure_days`` and
-``T`` with :func:`apply_as_of`. Run on its own without ``--as-of``, the job leaves those
-four fields ``null``. With ``--as-of``, lines dated later are rejected as ``after_as_of``.
+a second pass over the lines and without any customer row in the driver: each mapper also
+emits its earliest and latest purchase day under the key ``null`` (no customer id is
+JSON ``null``), and the one reducer call that gets that key adds the overall earliest and
+latest day ordinals to the counters ``crm.dates`` ``earliest_purchase_day`` and
+``latest_purchase_day`` (:func:`purchase_days`). Run without ``--as-of``, the job leaves
+``as_of``, ``recency_days``, ``tenure_days`` and ``T`` ``null``; the RFM stage
+(:mod:`models.rfm_stage`) then fills them with the map-only :mod:`mr_jobs.rfm_finish`
+(:func:`apply_as_of` on each row), a pass over customers rather than lines. With
+``--as-of``, lines dated later are rejected as ``after_as_of``. The rows written are
+counted in ``crm.output`` ``rows``.
 
 Combining is in-mapper: each mapper keeps one small record per customer and emits them
 in ``mapper_final`` (or early, when it holds ``--combine-max`` customers), so the shuffle
@@ -37,7 +42,18 @@ from mr_jobs.base import OrderLineJob
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
 from mr_jobs.records import format_micros, format_seconds, parse_as_of
 
-__all__ = ["MRCustomerRFM", "RFM_COLUMNS", "apply_as_of", "encode_row", "period_of_day"]
+__all__ = [
+    "COUNTER_GROUP_DATES",
+    "MRCustomerRFM",
+    "RFM_COLUMNS",
+    "apply_as_of",
+    "encode_row",
+    "period_of_day",
+    "purchase_days",
+]
+
+#: Counter group of the job's earliest and latest purchase day ordinals.
+COUNTER_GROUP_DATES = "crm.dates"
 
 #: The fields of each output row, in order.
 RFM_COLUMNS = (
@@ -127,6 +143,28 @@ def period_of_day(day_ordinal, period):
     return day_ordinal if period == "D" else (day_ordinal - 1) // 7
 
 
+def purchase_days(counters):
+    """The earliest and latest purchase days of a run, from its counters.
+
+    Parameters
+    ----------
+    counters : list of dict
+        ``runner.counters()`` of an :class:`MRCustomerRFM` run.
+
+    Returns
+    -------
+    (datetime.date, datetime.date) or None
+        None when no line was accepted.
+    """
+    dates = counters[0].get(COUNTER_GROUP_DATES, {}) if counters else {}
+    if "latest_purchase_day" not in dates:
+        return None
+    return (
+        datetime.date.fromordinal(dates["earliest_purchase_day"]),
+        datetime.date.fromordinal(dates["latest_purchase_day"]),
+    )
+
+
 def _date_ordinal(iso_timestamp):
     return datetime.date.fromisoformat(iso_timestamp[:10]).toordinal()
 
@@ -185,7 +223,7 @@ class MRCustomerRFM(OrderLineJob):
                 mapper_final=self.mapper_final_emit_customers,
                 reducer_init=self.reducer_init_options,
                 reducer=self.reducer_merge_customer,
-                reducer_final=self.resume_gc,
+                reducer_final=self.reducer_final_count_rows,
             )
         ]
 
@@ -195,6 +233,7 @@ class MRCustomerRFM(OrderLineJob):
         self.init_line_parser()
         self._customers = {}
         self._combine_max = self.options.combine_max
+        self._days = None  # [earliest, latest] day of the records emitted so far
         self.pause_gc()
 
     def mapper_accumulate_line(self, _, raw):
@@ -236,10 +275,19 @@ class MRCustomerRFM(OrderLineJob):
     def mapper_final_emit_customers(self):
         self.report_line_counters()
         yield from self._emit_customers()
+        if self._days is not None:
+            yield None, self._days  # see purchase_days()
         self.resume_gc()  # after emitting: a collection would walk every held record
 
     def _emit_customers(self):
         customers, self._customers = self._customers, {}
+        if customers:
+            first = min(acc[_FIRST] for acc in customers.values()) // _SECONDS_PER_DAY
+            last = max(acc[_LAST] for acc in customers.values()) // _SECONDS_PER_DAY
+            if self._days is None:
+                self._days = [first, last]
+            else:
+                self._days = [min(first, self._days[0]), max(last, self._days[1])]
         for customer, acc in customers.items():
             yield customer, self._encode_partial(acc)
 
@@ -263,9 +311,26 @@ class MRCustomerRFM(OrderLineJob):
         self._period = self.options.period
         as_of = self.options.as_of
         self._as_of_ordinal = None if as_of is None else parse_as_of(as_of)
+        self._rows = 0
         self.pause_gc()
 
+    def reducer_final_count_rows(self):
+        self.count_output(self._rows)
+        self.resume_gc()
+
+    def _count_purchase_days(self, partials):
+        """The reducer call of the key ``null``: the overall earliest and latest days."""
+        days = list(partials)
+        self.increment_counter(
+            COUNTER_GROUP_DATES, "earliest_purchase_day", min(d[0] for d in days)
+        )
+        self.increment_counter(COUNTER_GROUP_DATES, "latest_purchase_day", max(d[1] for d in days))
+
     def reducer_merge_customer(self, customer, partials):
+        if customer is None:
+            self._count_purchase_days(partials)
+            return
+        self._rows += 1
         partials = iter(partials)
         p = next(partials)
         first, last, lines, quantity, value, orders = p[:_FLAT_DAYS]

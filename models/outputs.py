@@ -1,0 +1,85 @@
+"""Writing a publication's files from the parts its jobs' tasks wrote, in constant memory.
+
+The per-customer ``part-*`` files of a stage are written by its tasks
+(:func:`models.job_runner.run_job_into`); some stages also publish the same rows as one
+CSV for BI tools. :func:`csv_from_parts` streams the published parts line by line into
+that CSV: the driver holds one row at a time, whatever the number of customers.
+"""
+
+import csv
+import io
+import posixpath
+
+from mr_jobs.protocols import dumps, loads
+
+__all__ = ["csv_from_parts", "csv_text", "staged_parts"]
+
+
+def staged_parts(publication):
+    """The ``part-*`` files already in ``publication``'s staging directory, sorted."""
+    fs = publication.fs
+    names = sorted(n for n in fs.list(publication.staging_path) if n.startswith("part-"))
+    return [posixpath.join(publication.staging_path, n) for n in names]
+
+
+def csv_text(value):
+    """A JSON value as pandas' ``to_csv`` writes it: ``None`` empty, bools ``True`` and
+    ``False``, numbers by ``repr``, lists and objects as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return dumps(value)
+    return str(value)
+
+
+def _rows(fs, paths):
+    for path in paths:
+        with fs.open_read(path) as f:
+            for raw in io.TextIOWrapper(f, encoding="utf-8", newline="\n"):
+                raw = raw.strip()
+                if raw:
+                    yield loads(raw)
+
+
+def csv_from_parts(publication, name, columns, *, convert=None):
+    """Write ``name`` (a CSV with a header) from the JSON rows of the staged parts.
+
+    Parameters
+    ----------
+    publication : hdfs_io.Publication
+        An open publication whose ``part-*`` files are written.
+    name : str
+        The CSV's name in the publication, e.g. ``"customers.csv"``.
+    columns : sequence of str
+        The header, and the keys written from each row, in this order (a key a row lacks
+        is written empty).
+    convert : callable, optional
+        ``row -> row`` applied to each decoded row before it is written (e.g. to render a
+        list column as text).
+
+    Returns
+    -------
+    int
+        The rows written.
+    """
+    fs = publication.fs
+    columns = list(columns)
+    count = [0]
+
+    def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        yield buffer.getvalue()
+        for row in _rows(fs, staged_parts(publication)):
+            if convert is not None:
+                row = convert(row)
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([csv_text(row.get(c)) for c in columns])
+            count[0] += 1
+            yield buffer.getvalue()
+
+    path = posixpath.join(publication.staging_path, name)
+    fs.write_lines(path, (line.rstrip("\n") for line in lines()))
+    return count[0]
