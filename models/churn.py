@@ -110,12 +110,14 @@ you saved them.
 """
 
 import datetime
+import heapq
 import json
 import math
 import os
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,7 +130,26 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from hdfs_io import LocalFileSystem, read_parts
+from models.inputs import local_inputs
+from models.job_runner import AccountingError, run_job
 from models.rfm_stage import run_rfm_stage
+from mr_jobs.churn_features import COUNTER_GROUP_CHURN, MRChurnFeatures, label_lines, latest_day
+from mr_jobs.churn_rules import (
+    DEFAULT_TIERS,
+    MODEL_FEATURES,
+    MODEL_FORMAT,
+    RFM_INPUT_COLUMNS,
+    TRUSTED_TYPES,
+    UntrustedModelError,
+    driver_effects,
+    drivers_text,
+    feature_array,
+    list_drivers,
+    load_model_payload,
+)
+from mr_jobs.churn_sample import KEY_SPACE, MRChurnSample
+from mr_jobs.job_options import schema_to_args
 
 __all__ = [
     "CANDIDATES",
@@ -137,87 +158,54 @@ __all__ = [
     "MODEL_FEATURES",
     "TRUSTED_TYPES",
     "UntrustedModelError",
+    "LABEL_COLUMNS",
+    "TrainingRun",
     "build_churn_dataset",
     "current_features",
     "early_warning",
     "feature_matrix",
     "fit_churn_model",
     "load_model",
+    "run_training_rows",
     "save_model",
     "score_customers",
     "top_decile_lift",
+    "training_sample",
 ]
-
-#: The columns the models see, derived from an RFM row (see the module docstring).
-MODEL_FEATURES = (
-    "recency_days",
-    "tenure_days",
-    "recency_ratio",
-    "log_purchase_days",
-    "log_orders_per_day",
-    "purchase_rate",
-    "log_mean_order_value",
-    "log_monetary_value",
-)
-
-#: The RFM columns the features are derived from.
-RFM_INPUT_COLUMNS = (
-    "recency_days",
-    "tenure_days",
-    "purchase_days",
-    "orders",
-    "mean_order_value",
-    "monetary_value",
-)
 
 #: Candidate model names, in tie-break order.
 CANDIDATES = ("logistic_regression", "hist_gradient_boosting")
 
-#: Types beyond skops' defaults that :func:`load_model` accepts: scikit-learn internals of a
-#: calibrated classifier (and the folds it was given) and of the tree ensemble's fitted trees.
-TRUSTED_TYPES = frozenset(
-    {
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.model_selection._split.StratifiedKFold",
-    }
-)
-
-DEFAULT_TIERS = {"high": 0.7, "medium": 0.4}
-_FORMAT = "crm-mapreduce churn model 1"
+_FORMAT = MODEL_FORMAT
 _ISOTONIC_MIN_SAMPLES = 1000
-_MIN_EFFECT = 1e-9  # log-odds; below it a "driver" is rounding noise
-
-
-class UntrustedModelError(ValueError):
-    """A model file would instantiate types outside the trusted set."""
 
 
 # -- data ----------------------------------------------------------------------------------------
 
+#: The columns a training row adds to the RFM row as of the cutoff.
+LABEL_COLUMNS = ("churned", "orders_in_horizon", "value_in_horizon")
+
 
 @dataclass
 class ChurnDataset:
-    """Labelled customers at a cutoff, with the line accounting of both RFM runs.
+    """Labelled customers at a cutoff, with the line accounting of the one pass.
 
     Attributes
     ----------
     frame : pandas.DataFrame
         One row per customer with a purchase on or before the cutoff, sorted by
-        ``customer_id``: the feature run's RFM columns, then ``churned`` (1 = no purchase
-        in the horizon), ``orders_in_horizon`` and ``value_in_horizon``.
+        ``customer_id``: the RFM columns as of the cutoff, then ``churned`` (1 = no
+        purchase in the horizon), ``orders_in_horizon`` and ``value_in_horizon``.
     feature_rows : list of dict
-        The feature run's rows exactly as the RFM job returned them.
+        The RFM rows as of the cutoff (the training rows without the label columns).
     cutoff : str
     horizon_days : int
     horizon_end : str
         ``cutoff + horizon_days``, ISO.
     lines : dict
-        ``{"features": ..., "labels": ...}``: each run's ``lines`` (read, accepted,
-        rejected, rejected_by_reason), from its manifest.
-    manifests : dict
-        ``{"features": ..., "labels": ...}``: both manifests.
+        ``{"features": ..., "labels": ...}``: the line accounting (read, accepted,
+        rejected, rejected_by_reason) of the features (the lines after the cutoff rejected
+        as ``after_as_of``) and of the labels (the lines after the horizon's end).
     """
 
     frame: pd.DataFrame
@@ -226,7 +214,34 @@ class ChurnDataset:
     horizon_days: int
     horizon_end: str
     lines: dict
-    manifests: dict = field(repr=False)
+
+
+@dataclass
+class TrainingRun:
+    """A finished :class:`mr_jobs.churn_features.MRChurnFeatures` run (see
+    :func:`run_training_rows`): its counters, not its rows.
+
+    Attributes
+    ----------
+    job : models.job_runner.JobRun
+        The run; its output (the training rows) exists while the ``with`` block lasts.
+    cutoff, horizon_end : str
+    lines : dict
+        ``{"features": ..., "labels": ...}`` as in :attr:`ChurnDataset.lines`.
+    counts : numpy.ndarray
+        ``[bought again, churned]`` training rows.
+    """
+
+    job: object
+    cutoff: str
+    horizon_end: str
+    lines: dict
+    counts: np.ndarray
+
+    @property
+    def labelled(self):
+        """Training rows written by the tasks."""
+        return int(self.counts.sum())
 
 
 def _parse_date(name, value):
@@ -252,16 +267,87 @@ def _check_inputs(input_paths):
     return [os.fspath(p) for p in input_paths]
 
 
-def _run_rfm(paths, directory, name, *, schema, as_of, runner, conf_paths, reporter):
-    return run_rfm_stage(
-        paths,
-        os.path.join(directory, name),
-        schema=schema,
-        runner=runner,
-        as_of=as_of,
-        conf_paths=conf_paths,
-        reporter=reporter,
-    )
+def _warn_if_log_ends_early(run, lines, cutoff, horizon_days, horizon_end):
+    last_seen = latest_day(run.counters)
+    data_after_end = lines["labels"]["rejected_by_reason"].get("after_as_of", 0)
+    if last_seen is not None and last_seen.isoformat() < horizon_end and not data_after_end:
+        warnings.warn(
+            f"the log's last purchase is on {last_seen.isoformat()}, before the horizon end "
+            f"{horizon_end} (cutoff={cutoff}, horizon_days={horizon_days}): customers who "
+            "would have bought after it are labelled churned",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+@contextmanager
+def run_training_rows(
+    input_paths, *, schema, cutoff, horizon_days, runner="inline", conf_paths=None, progress=None
+):
+    """Run the one pass of features and labels; yield a :class:`TrainingRun`.
+
+    The training rows stay in the job's output (written by its tasks) until the block
+    ends; nothing per customer is read here.
+
+    Parameters
+    ----------
+    input_paths : list of str
+        Order-line files or directories, local or ``hdfs://``.
+    schema : mr_jobs.records.InputSchema
+    cutoff : str
+        ``YYYY-MM-DD``: features see the lines dated on or before it.
+    horizon_days : int
+        > 0: a customer who buys in ``(cutoff, cutoff + horizon_days]`` has not churned.
+    runner : str
+    conf_paths : list of str or None
+    progress : callable, optional
+
+    Yields
+    ------
+    TrainingRun
+
+    Raises
+    ------
+    ValueError
+        When ``cutoff`` is not a date, ``horizon_days`` is not a positive integer or there
+        are no input paths.
+
+    Warns
+    -----
+    UserWarning
+        When the log ends before ``cutoff + horizon_days``.
+    """
+    paths = _check_inputs(input_paths)
+    cutoff_date = _parse_date("cutoff", cutoff)
+    horizon_days = _check_horizon(horizon_days)
+    end_date = cutoff_date + datetime.timedelta(days=horizon_days)
+    cutoff, horizon_end = cutoff_date.isoformat(), end_date.isoformat()
+    args = schema_to_args(schema) + ["--cutoff", cutoff, "--as-of", horizon_end]
+    jobs = {"runner": runner, "conf_paths": conf_paths, "progress": progress}
+    with local_inputs(paths, runner, progress=progress) as readable:
+        with run_job(MRChurnFeatures, readable, args, **jobs) as run:
+            lines = {"features": run.lines, "labels": label_lines(run.lines, run.counters)}
+            found = run.counters[0].get(COUNTER_GROUP_CHURN, {}) if run.counters else {}
+            counts = np.array([found.get("bought_again", 0), found.get("churned", 0)])
+            if int(counts.sum()) != run.output_rows:
+                raise AccountingError(
+                    f"{run.output_rows} training rows written but {int(counts.sum())} "
+                    "labelled; a task's counters were lost"
+                )
+            _warn_if_log_ends_early(run, lines, cutoff, horizon_days, horizon_end)
+            yield TrainingRun(run, cutoff, horizon_end, lines, counts)
+
+
+def _frame_of(rows):
+    """Training rows (dicts) as a frame sorted by ``customer_id``."""
+    rows = sorted(rows, key=lambda r: r["customer_id"])
+    if not rows:
+        return pd.DataFrame(columns=["customer_id", *LABEL_COLUMNS])
+    frame = pd.DataFrame.from_records(rows)
+    frame["churned"] = frame["churned"].astype(np.int64)
+    frame["orders_in_horizon"] = frame["orders_in_horizon"].astype(np.int64)
+    frame["value_in_horizon"] = frame["value_in_horizon"].astype(float)
+    return frame
 
 
 def build_churn_dataset(
@@ -272,10 +358,14 @@ def build_churn_dataset(
     horizon_days,
     runner="inline",
     conf_paths=None,
-    work_dir=None,
     reporter=None,
 ):
-    """Features before a cutoff and churn labels over a horizon, by two RFM MapReduce runs.
+    """Features before a cutoff and churn labels over a horizon, in one MapReduce pass,
+    read into a frame.
+
+    A convenience for notebooks and tests: it reads every training row into the driver.
+    The churn stage (:mod:`models.churn_stage`) reads only a bounded sample of them
+    (:func:`training_sample`).
 
     Parameters
     ----------
@@ -288,12 +378,9 @@ def build_churn_dataset(
     horizon_days : int
         > 0: a customer who buys in ``(cutoff, cutoff + horizon_days]`` has not churned.
     runner : str
-        mrjob runner of both RFM runs.
+        mrjob runner.
     conf_paths : list of str or None
         mrjob config files (``[]`` reads none; see :func:`models.job_runner.run_job`).
-    work_dir : str, optional
-        Where the two RFM results are published (``features/`` and ``labels/``); by default
-        a temporary directory, removed afterwards.
     reporter : models.progress.Reporter, optional
 
     Returns
@@ -317,48 +404,93 @@ def build_churn_dataset(
     ...     cutoff="1997-09-30", horizon_days=273, conf_paths=[])  # doctest: +SKIP
     >>> data.frame["churned"].mean()  # doctest: +SKIP
     """
-    paths = _check_inputs(input_paths)
-    cutoff_date = _parse_date("cutoff", cutoff)
-    horizon_days = _check_horizon(horizon_days)
-    end_date = cutoff_date + datetime.timedelta(days=horizon_days)
-    cutoff, horizon_end = cutoff_date.isoformat(), end_date.isoformat()
-    options = {"schema": schema, "runner": runner, "conf_paths": conf_paths, "reporter": reporter}
-    with tempfile.TemporaryDirectory(prefix="churn-rfm-") as temporary:
-        directory = temporary if work_dir is None else os.fspath(work_dir)
-        rows, features_manifest = _run_rfm(paths, directory, "features", as_of=cutoff, **options)
-        after, labels_manifest = _run_rfm(paths, directory, "labels", as_of=horizon_end, **options)
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["customer_id"])
-    later = {r["customer_id"]: r for r in after}
-    bought = []
-    orders_in, value_in = [], []
-    for row in rows:
-        seen = later[row["customer_id"]]  # the label run sees every line the first run saw
-        bought.append(seen["last_purchase"][:10] > cutoff)
-        orders_in.append(seen["orders"] - row["orders"])
-        value_in.append(seen["total_value"] - row["total_value"])
-    frame["churned"] = np.logical_not(np.array(bought, dtype=bool)).astype(np.int64)
-    frame["orders_in_horizon"] = np.array(orders_in, dtype=np.int64)
-    frame["value_in_horizon"] = np.array(value_in, dtype=float)
-    lines = {"features": features_manifest["lines"], "labels": labels_manifest["lines"]}
-    last_seen = max((r["last_purchase"][:10] for r in after), default=None)
-    data_after_end = lines["labels"]["rejected_by_reason"].get("after_as_of", 0)
-    if last_seen is not None and last_seen < horizon_end and not data_after_end:
-        warnings.warn(
-            f"the log's last purchase is on {last_seen}, before the horizon end {horizon_end} "
-            f"(cutoff={cutoff}, horizon_days={horizon_days}): customers who would have bought "
-            "after it are labelled churned",
-            UserWarning,
-            stacklevel=2,
-        )
-    return ChurnDataset(
-        frame=frame,
-        feature_rows=rows,
+    say = reporter.progress("churn") if reporter else None
+    with run_training_rows(
+        input_paths,
+        schema=schema,
         cutoff=cutoff,
         horizon_days=horizon_days,
-        horizon_end=horizon_end,
-        lines=lines,
-        manifests={"features": features_manifest, "labels": labels_manifest},
+        runner=runner,
+        conf_paths=conf_paths,
+        progress=say,
+    ) as training:
+        frame = _frame_of(training.job.rows())
+    feature_rows = [
+        {k: v for k, v in r.items() if k not in LABEL_COLUMNS} for r in frame.to_dict("records")
+    ]
+    return ChurnDataset(
+        frame=frame,
+        feature_rows=feature_rows,
+        cutoff=training.cutoff,
+        horizon_days=int(horizon_days),
+        horizon_end=training.horizon_end,
+        lines=training.lines,
     )
+
+
+#: Standard deviations of the sample's size above ``max_train`` that the first threshold
+#: allows for (the driver then keeps the ``max_train`` smallest keys).
+_SAMPLE_MARGIN_SIGMAS = 4.0
+
+
+def _first_threshold(max_train, population):
+    """A key threshold under which about ``max_train + 4 sigma`` customers fall."""
+    wanted = max_train + _SAMPLE_MARGIN_SIGMAS * math.sqrt(max_train) + 16
+    return min(KEY_SPACE, math.ceil(KEY_SPACE * wanted / population))
+
+
+def training_sample(training, *, max_train, seed, runner="inline", conf_paths=None):
+    """The training rows to fit on: all of them when there are at most ``max_train``,
+    else the ``max_train`` customers with the smallest :func:`mr_jobs.churn_sample.sample_key`.
+
+    Parameters
+    ----------
+    training : TrainingRun
+        From :func:`run_training_rows` (its output must still exist).
+    max_train : int
+        >= 1.
+    seed : int
+        Keys the hash (the same seed and ids give the same sample).
+    runner, conf_paths
+        Of the sampling job (:class:`mr_jobs.churn_sample.MRChurnSample`, map-only).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The sampled training rows sorted by ``customer_id`` (as :func:`build_churn_dataset`
+        builds its frame), and the sample's description for the manifest: ``rule``,
+        ``seed``, ``population``, ``size``, ``max_train`` and ``threshold`` (the last key
+        range the job was given, None when every row was read).
+
+    Notes
+    -----
+    The driver reads at most about ``max_train + 4 sqrt(max_train)`` rows: the job keeps
+    the keys under a threshold set for that many, and should fewer than ``max_train`` fall
+    under it (odds about 3e-5), the job runs again with the threshold doubled.
+    """
+    population = training.labelled
+    info = {"seed": int(seed), "population": population, "max_train": int(max_train)}
+    if population <= max_train:
+        frame = _frame_of(training.job.rows())
+        rule = f"every labelled customer (population {population} <= max_train {max_train})"
+        return frame, {**info, "rule": rule, "size": len(frame), "threshold": None}
+    threshold = _first_threshold(max_train, population)
+    parts = training.job.output_parts()
+    while True:
+        args = ["--seed", str(int(seed)), "--threshold", str(threshold)]
+        with run_job(MRChurnSample, parts, args, runner=runner, conf_paths=conf_paths) as run:
+            if run.output_rows >= max_train or threshold >= KEY_SPACE:
+                rows = heapq.nsmallest(max_train, run.rows(), key=lambda r: r["sample_key"])
+                break
+        threshold = min(KEY_SPACE, threshold * 2)
+    for row in rows:
+        del row["sample_key"]
+    frame = _frame_of(rows)
+    rule = (
+        f"the {max_train} labelled customers with the smallest blake2b-64 key of the UTF-8 "
+        "customer id keyed by the seed (mr_jobs.churn_sample.sample_key)"
+    )
+    return frame, {**info, "rule": rule, "size": len(frame), "threshold": threshold}
 
 
 def current_features(
@@ -371,7 +503,11 @@ def current_features(
     work_dir=None,
     reporter=None,
 ):
-    """RFM rows of every customer as of a date (default: the log's latest purchase date).
+    """RFM rows of every customer as of a date (default: the log's latest purchase date),
+    read into a frame.
+
+    A convenience for notebooks and tests: it reads every row into the driver. The churn
+    stage scores the published RFM rows with a map-only job instead.
 
     Parameters
     ----------
@@ -393,10 +529,19 @@ def current_features(
     paths = _check_inputs(input_paths)
     if as_of is not None:
         as_of = _parse_date("as_of", as_of).isoformat()
-    options = {"schema": schema, "runner": runner, "conf_paths": conf_paths, "reporter": reporter}
     with tempfile.TemporaryDirectory(prefix="churn-rfm-") as temporary:
-        directory = temporary if work_dir is None else os.fspath(work_dir)
-        rows, manifest = _run_rfm(paths, directory, "current", as_of=as_of, **options)
+        directory = os.path.join(temporary if work_dir is None else os.fspath(work_dir), "current")
+        manifest = run_rfm_stage(
+            paths,
+            directory,
+            schema=schema,
+            runner=runner,
+            as_of=as_of,
+            conf_paths=conf_paths,
+            reporter=reporter,
+        )
+        lines = read_parts(LocalFileSystem(), directory)
+        rows = sorted((json.loads(t) for t in lines if t.strip()), key=lambda r: r["customer_id"])
     return pd.DataFrame.from_records(rows), manifest
 
 
@@ -411,7 +556,8 @@ def feature_matrix(rows):
     Returns
     -------
     pandas.DataFrame
-        float64 columns in :data:`MODEL_FEATURES` order, same index as ``rows``.
+        float64 columns in :data:`MODEL_FEATURES` order, same index as ``rows``
+        (:func:`mr_jobs.churn_rules.feature_array`, which the scoring tasks use too).
 
     Raises
     ------
@@ -423,25 +569,7 @@ def feature_matrix(rows):
     if missing:
         raise ValueError(f"rows lack the RFM columns {missing}")
     raw = {c: frame[c].to_numpy(dtype=float) for c in RFM_INPUT_COLUMNS}
-    for name, values in raw.items():
-        if not np.isfinite(values).all():
-            raise ValueError(f"column {name!r} has missing or non-finite values")
-    tenure = raw["tenure_days"] + 1.0
-    days = np.maximum(raw["purchase_days"], 1.0)
-    out = pd.DataFrame(
-        {
-            "recency_days": raw["recency_days"],
-            "tenure_days": raw["tenure_days"],
-            "recency_ratio": raw["recency_days"] / tenure,
-            "log_purchase_days": np.log(days),
-            "log_orders_per_day": np.log(np.maximum(raw["orders"], 1.0) / days),
-            "purchase_rate": 30.0 * raw["purchase_days"] / tenure,
-            "log_mean_order_value": np.log1p(np.maximum(raw["mean_order_value"], 0.0)),
-            "log_monetary_value": np.log1p(np.maximum(raw["monetary_value"], 0.0)),
-        },
-        index=frame.index,
-    )
-    return out[list(MODEL_FEATURES)]
+    return pd.DataFrame(feature_array(raw), columns=list(MODEL_FEATURES), index=frame.index)
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -715,14 +843,7 @@ def _driver_effects(model, x):
 
     Prior validation is assumed.
     """
-    base = model.base_estimator()
-    full = base.decision_function(x)
-    effects = np.empty_like(x)
-    for j, name in enumerate(model.features):
-        changed = x.copy()
-        changed[:, j] = model.reference[name]
-        effects[:, j] = full - base.decision_function(changed)
-    return effects
+    return driver_effects(model.base_estimator(), model.reference, model.features, x)
 
 
 def score_customers(model, rows, *, value="total_value", top_drivers=3, tiers=None):
@@ -783,27 +904,12 @@ def score_customers(model, rows, *, value="total_value", top_drivers=3, tiers=No
     )
     if top_drivers:
         out["drivers"] = _drivers(model, x, top_drivers) if len(x) else []
-        out["drivers_text"] = [
-            ", ".join(f"{d['feature']}={d['value']:.4g} ({d['effect']:+.2f})" for d in ds)
-            for ds in out["drivers"]
-        ]
+        out["drivers_text"] = [drivers_text(ds) for ds in out["drivers"]]
     return out
 
 
 def _drivers(model, x, k):
-    effects = _driver_effects(model, x)
-    order = np.argsort(-effects, axis=1, kind="stable")[:, :k]
-    names = model.features
-    result = []
-    for i in range(len(x)):
-        listed = []
-        for j in order[i]:
-            effect = effects[i, j]
-            if effect <= _MIN_EFFECT:
-                break
-            listed.append({"feature": names[j], "value": float(x[i, j]), "effect": float(effect)})
-        result.append(listed)
-    return result
+    return list_drivers(_driver_effects(model, x), model.features, x, k)
 
 
 def early_warning(scored, *, value_quantile=0.8, min_probability=None, limit=None):
@@ -905,21 +1011,9 @@ def load_model(path):
     ValueError
         When the file is not a churn model of this format.
     """
-    import skops.io as sio
-
-    path = os.fspath(path)
-    untrusted = sio.get_untrusted_types(file=path)
-    unexpected = sorted(set(untrusted) - TRUSTED_TYPES)
-    if unexpected:
-        raise UntrustedModelError(
-            f"{path}: refusing to load types outside the trusted set: {unexpected}"
-        )
-    payload = sio.load(path, trusted=list(untrusted))
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path}: not a churn model file ({_FORMAT!r})")
-    meta = json.loads(payload["metadata"])
+    estimator, meta = load_model_payload(os.fspath(path))
     return ChurnModel(
-        estimator=payload["estimator"],
+        estimator=estimator,
         chosen=meta["chosen"],
         cv_scores=meta["cv_scores"],
         metrics=meta["metrics"],

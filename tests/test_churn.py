@@ -24,6 +24,7 @@ from models.churn import (
     score_customers,
     top_decile_lift,
 )
+from models.rfm_stage import run_rfm_stage
 from mr_jobs.records import PRESETS
 
 CANONICAL = PRESETS["canonical"]
@@ -118,14 +119,14 @@ def test_a_log_that_ends_before_the_horizon_end_warns(tmp_path):
         _dataset(path, horizon_days=30)  # data continues after 2023-04-30: no warning
 
 
-def test_work_dir_keeps_both_published_rfm_results(tmp_path):
-    data = _dataset(_write(tmp_path / "log.csv", SMALL_LOG), work_dir=tmp_path / "work")
-    for name in ("features", "labels"):
-        assert (tmp_path / "work" / name / "_SUCCESS").exists()
-        manifest = json.loads((tmp_path / "work" / name / "_manifest.json").read_text())
-        assert manifest["lines"] == data.lines[name]
-    assert data.manifests["features"]["details"]["as_of"] == "2023-03-31"
-    assert data.manifests["labels"]["details"]["as_of"] == "2023-04-30"
+def test_one_pass_features_equal_the_rfm_rows_as_of_the_cutoff(tmp_path):
+    path = _write(tmp_path / "log.csv", SMALL_LOG + LEAKY_LINES)
+    data = _dataset(path)
+    out = tmp_path / "rfm"
+    manifest = run_rfm_stage([str(path)], str(out), schema=CANONICAL, as_of="2023-03-31")
+    rfm_rows = [json.loads(line) for part in sorted(out.glob("part-*")) for line in part.open()]
+    assert data.feature_rows == sorted(rfm_rows, key=lambda r: r["customer_id"])
+    assert data.lines["features"] == manifest["lines"]  # the RFM run to the cutoff's lines
 
 
 # -- bad parameters ------------------------------------------------------------------------------
