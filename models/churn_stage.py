@@ -52,33 +52,41 @@ Published layout (``<output>/``)
     customers per risk tier, the total value at risk and the early-warning count.
 """
 
+import csv
 import datetime
+import io
 import json
 import math
 import os
+import posixpath
 import tempfile
+from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 
 from hdfs_io import Publication, check_can_publish, get_filesystem
 from models.churn import (
     MODEL_FEATURES,
     RFM_INPUT_COLUMNS,
-    build_churn_dataset,
-    current_features,
-    early_warning,
     fit_churn_model,
+    run_training_rows,
     save_model,
-    score_customers,
+    training_sample,
 )
-from models.inputs import describe_inputs
+from models.inputs import describe_inputs, expand_parts
+from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.rfm_stage import write_json_parts
+from models.outputs import csv_from_parts, csv_text, staged_parts
+from models.rfm_stage import run_rfm_stage
+from mr_jobs.churn_rules import drivers_text, quantile_from_order_statistics, quantile_ranks
+from mr_jobs.churn_scores import COUNTER_GROUP_TIERS, MRChurnScores
+from mr_jobs.order_statistics import MROrderStatistics
 from mr_jobs.rfm import RFM_COLUMNS
+from mr_jobs.top_n import MRTopAtRisk
 
 __all__ = [
     "DEFAULT_HORIZON_DAYS",
+    "DEFAULT_MAX_TRAIN",
     "MAX_HORIZON_DAYS",
     "check_options",
     "SCORES_CSV",
@@ -99,6 +107,19 @@ EARLY_WARNING_CSV = "early_warning.csv"
 EARLY_WARNING_JSONL = "early_warning.jsonl"
 METRICS_JSON = "metrics.json"
 MODEL_FILE = "model.skops"
+#: Fit on at most this many labelled customers by default.
+DEFAULT_MAX_TRAIN = 500_000
+#: The columns of a published score row (``drivers`` after them when listed).
+SCORE_COLUMNS = (
+    "customer_id",
+    "churn_probability",
+    "risk_tier",
+    "value",
+    "value_at_risk",
+    "recency_days",
+    "orders",
+    "total_value",
+)
 _CV_FOLDS = 5
 _TEST_SIZE = 0.25
 #: The numeric columns of an RFM row: what ``value`` may name when the stage computes the rows.
@@ -187,31 +208,6 @@ def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limi
     return cutoff, as_of
 
 
-def _given_rows(current_rows, value, need_dates):
-    """The given current rows as a frame, checked before any job runs."""
-    if isinstance(current_rows, pd.DataFrame):
-        frame = current_rows.copy()
-    else:
-        frame = pd.DataFrame.from_records(list(current_rows))
-    if frame.empty:
-        return frame
-    if value not in frame.columns:
-        raise ValueError(f"value={value!r} is not a column of current_rows")
-    needed = ["customer_id", *RFM_INPUT_COLUMNS, "total_value"]
-    if need_dates:
-        needed.append("last_purchase")
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise ValueError(f"current_rows lack the RFM columns {missing}")
-    repeated = frame["customer_id"][frame["customer_id"].duplicated()]
-    if len(repeated):
-        raise ValueError(
-            f"current_rows hold customer_id={repeated.iloc[0]!r} more than once "
-            f"({len(repeated)} repeated rows)"
-        )
-    return frame
-
-
 def _plain(value):
     """A JSON-able copy: numpy scalars to Python, NaN and inf to None."""
     if isinstance(value, dict):
@@ -229,12 +225,18 @@ def _jsonl(rows):
     return "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows)
 
 
-def _enough(frame):
-    """(ok, counts, need): whether both classes have enough customers for the fit."""
-    y = frame["churned"].to_numpy() if "churned" in frame.columns else np.empty(0)
-    counts = np.bincount(y.astype(np.int64), minlength=2) if len(y) else np.zeros(2, np.int64)
+def _enough(counts):
+    """(ok, counts, need): whether both classes (``[bought again, churned]``) have enough
+    customers for the fit."""
     need = math.ceil(_CV_FOLDS / (1.0 - _TEST_SIZE)) + math.ceil(1.0 / _TEST_SIZE)
     return bool(counts.min() >= need), counts, need
+
+
+def _check_max_train(max_train):
+    if isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer)):
+        raise ValueError(f"churn_max_train={max_train!r} should be a positive integer")
+    if max_train < 1:
+        raise ValueError(f"churn_max_train={max_train!r} should be a positive integer")
 
 
 def check_options(
@@ -247,6 +249,7 @@ def check_options(
     value_quantile=0.8,
     top_drivers=3,
     early_warning_limit=None,
+    churn_max_train=DEFAULT_MAX_TRAIN,
 ):
     """Validate the options of :func:`run_churn_stage` before any work.
 
@@ -260,6 +263,7 @@ def check_options(
     ValueError
         Naming the bad value.
     """
+    _check_max_train(churn_max_train)
     return _check(
         horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
     )
@@ -272,7 +276,7 @@ def run_churn_stage(
     schema,
     horizon_days=DEFAULT_HORIZON_DAYS,
     cutoff=None,
-    current_rows=None,
+    current_path=None,
     as_of=None,
     runner="inline",
     conf_paths=None,
@@ -281,6 +285,7 @@ def run_churn_stage(
     value_quantile=0.8,
     top_drivers=3,
     early_warning_limit=None,
+    churn_max_train=DEFAULT_MAX_TRAIN,
     overwrite=False,
     reporter=None,
 ):
@@ -298,226 +303,190 @@ def run_churn_stage(
         Churned = no purchase within this many days after the cutoff; 1 to
         :data:`MAX_HORIZON_DAYS`.
     cutoff : str, optional
-        ``YYYY-MM-DD``; default: the latest purchase date (or ``as_of``) minus
-        ``horizon_days``.
-    current_rows : list of dict or pandas.DataFrame, optional
-        RFM rows of every current customer (the RFM stage's, as of ``as_of``), one per
-        customer; computed by :func:`models.churn.current_features` when not given.
+        ``YYYY-MM-DD``; default: the scoring date minus ``horizon_days``.
+    current_path : str or list of str, optional
+        The RFM rows of every current customer: the RFM stage's published directory (or
+        its part files), local or ``hdfs://``. Only their first row is read by the
+        driver (for its ``as_of`` and columns); the scoring job reads the rest. Default:
+        the RFM job is run as of ``as_of`` into a temporary directory.
     as_of : str, optional
-        The date the current customers are scored at; default the latest purchase date.
-        When given with ``current_rows``, it should be the date those rows were computed at.
+        The date the current customers are scored at; default the latest purchase date
+        (with ``current_path``: the date its rows were computed at, which ``as_of``, when
+        given, must equal).
     runner : str
-        mrjob runner of the RFM runs.
+        mrjob runner of every job.
     conf_paths : list of str or None
         mrjob config files.
     seed : int
-        Seeds the split, the folds and the tree ensemble.
+        Seeds the training sample, the split, the folds and the tree ensemble.
     value : str
-        The RFM column valued at risk (default ``total_value``: spend to date); a numeric
-        RFM column, or a column of ``current_rows`` when they are given.
+        The RFM column valued at risk (default ``total_value``: spend to date).
     value_quantile : float
         The early-warning list keeps values at or above this quantile.
     top_drivers : int
         Drivers listed per customer.
     early_warning_limit : int, optional
         Keep at most this many early-warning rows.
+    churn_max_train : int
+        Fit on at most this many labelled customers (a seeded sample by a hash of the id,
+        :func:`models.churn.training_sample`); default 500,000.
     overwrite : bool
     reporter : models.progress.Reporter, optional
 
     Returns
     -------
-    (pandas.DataFrame, models.churn.ChurnModel, dict)
-        The scores (sorted by ``customer_id``), the model and the manifest.
+    (list of str, models.churn.ChurnModel, dict)
+        The published score parts' names, the model and the manifest.
 
     Raises
     ------
     ValueError
-        A bad argument (including ``current_rows`` without the RFM columns or with a
-        customer twice, or a given cutoff not before ``as_of``), before any job runs; a
-        given cutoff not before the latest purchase date, before the two RFM runs.
+        A bad argument, before any job runs (with ``current_path``, a ``value`` or RFM
+        column its rows lack, or rows of another date than ``as_of``); a given cutoff not
+        before the scoring date, before the training job.
     TooFewCustomersError
         When there is no current customer or either class (bought again, churned) has too
-        few labelled customers for the fit (the formula of
-        :func:`models.churn.fit_churn_model`); nothing is published.
+        few labelled customers for the fit; nothing is published.
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         When ``output_path`` may not be published to, before any job runs.
 
     Notes
     -----
-    The manifest's ``lines`` are the feature run's accounting: ``read == accepted +
-    rejected``, and every line dated after the cutoff is rejected as ``after_as_of``. That
-    is expected (it is how no information from after the cutoff reaches a feature), not a
-    sign of bad input; the other reasons are the input's real rejects. The label run's
-    accounting is in ``details.label_lines``, and the run that computed the scored
-    customers' rows in ``details.current_lines`` (``None`` when ``current_rows`` are given).
+    The manifest's ``lines`` are the training pass's accounting as the RFM run to the
+    cutoff counted it: ``read == accepted + rejected``, and every line dated after the
+    cutoff is rejected as ``after_as_of`` (it reaches no feature; those inside the horizon
+    set the labels). The label accounting is ``details.label_lines``, and the RFM run of
+    the scored customers' rows ``details.current_lines`` (``None`` with ``current_path``).
     """
     cutoff, as_of = _check(
         horizon_days, cutoff, as_of, value, value_quantile, top_drivers, early_warning_limit, seed
     )
+    _check_max_train(churn_max_train)
     horizon_days = int(horizon_days)
-    if current_rows is None and value not in _RFM_NUMERIC:
+    if current_path is None and value not in _RFM_NUMERIC:
         raise ValueError(f"value={value!r} should be one of the numeric RFM columns {_RFM_NUMERIC}")
-    given = None
-    if current_rows is not None:
-        given = _given_rows(current_rows, value, need_dates=as_of is None)
     say = reporter.progress("churn") if reporter else (lambda message: None)
     fs, out = get_filesystem(output_path)
     check_can_publish(fs, out, overwrite)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)
-    current_lines = None
-    if given is None:
-        say("computing the current customers' RFM rows")
-        frame, current_manifest = current_features(
+    jobs = {"runner": runner, "conf_paths": conf_paths}
+    rows_of = _current_rows(
+        input_paths, current_path, value=value, schema=schema, as_of=as_of, jobs=jobs, say=say
+    )
+    with rows_of as (parts, latest, current_lines):
+        source = "as_of" if as_of is not None else "latest purchase date"
+        cutoff, rule = _choose_cutoff(cutoff, latest, source, horizon_days)
+        say(f"cutoff {cutoff} ({rule}), horizon {horizon_days} days")
+        with run_training_rows(
             input_paths,
             schema=schema,
-            as_of=as_of,
-            runner=runner,
-            conf_paths=conf_paths,
-            reporter=reporter,
+            cutoff=cutoff,
+            horizon_days=horizon_days,
+            progress=say,
+            **jobs,
+        ) as training:
+            model, sample = _fit(
+                training,
+                max_train=churn_max_train,
+                seed=seed,
+                horizon_days=horizon_days,
+                jobs=jobs,
+                say=say,
+            )
+        m = model.metrics
+        say(
+            f"chosen {model.chosen}: held-out ROC-AUC {m['roc_auc']:.3f} (recency only "
+            f"{m['recency_only_roc_auc']:.3f}), Brier {m['brier']:.4f}"
         )
-        current_lines = current_manifest["lines"]
-    else:
-        frame = given
-    if frame.empty:
-        raise TooFewCustomersError("no current customer: there is nothing to train on or score")
-    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    if as_of is not None:
-        latest, source = as_of, "as_of"
-    else:
-        latest = max(str(d)[:10] for d in frame["last_purchase"])
-        source = "latest purchase date"
-    if cutoff is None:
-        cutoff = default_cutoff(latest, horizon_days)
-        rule = f"{source} {latest} minus horizon_days={horizon_days}"
-    elif cutoff >= latest:
-        raise ValueError(f"cutoff={cutoff!r} should be before the {source} {latest}")
-    else:
-        rule = "given"
-    say(f"cutoff {cutoff} ({rule}), horizon {horizon_days} days")
-    data = build_churn_dataset(
-        input_paths,
-        schema=schema,
-        cutoff=cutoff,
-        horizon_days=horizon_days,
-        runner=runner,
-        conf_paths=conf_paths,
-        reporter=reporter,
-    )
-    ok, counts, need = _enough(data.frame)
-    if not ok:
-        raise TooFewCustomersError(
-            f"cutoff={data.cutoff} horizon_days={horizon_days}: {int(counts[0])} customers "
-            f"bought again and {int(counts[1])} churned; each class needs >= {need}"
-        )
-    say(
-        f"{len(data.frame):,} labelled customers, churn rate {data.frame['churned'].mean():.3f}; "
-        "selecting and calibrating a model"
-    )
-    model = fit_churn_model(
-        data.frame,
-        seed=int(seed),
-        cv_folds=_CV_FOLDS,
-        test_size=_TEST_SIZE,
-        info={
-            "cutoff": data.cutoff,
-            "horizon_days": horizon_days,
-            "horizon_end": data.horizon_end,
-            "labelled_customers": int(len(data.frame)),
-        },
-    )
-    m = model.metrics
-    say(
-        f"chosen {model.chosen}: held-out ROC-AUC {m['roc_auc']:.3f} (recency only "
-        f"{m['recency_only_roc_auc']:.3f}), Brier {m['brier']:.4f}"
-    )
-    scored = score_customers(model, frame, value=value, top_drivers=top_drivers)
-    warning = early_warning(scored, value_quantile=value_quantile, limit=early_warning_limit)
-    say(f"scored {len(scored):,} customers; {len(warning):,} on the early-warning list")
-    with Publication(fs, out, overwrite=overwrite) as publication:
-        has_drivers = "drivers" in scored.columns
-        rows = [
-            _plain({k: v for k, v in r.items() if k != "drivers_text"})
-            for r in scored.to_dict("records")
-        ]
-        written = write_json_parts(publication, rows)
-        table = scored.drop(columns=["drivers"]) if has_drivers else scored
-        publication.write_file(SCORES_CSV, table.to_csv(index=False, lineterminator="\n"))
-        warning_rows = [
-            _plain({k: v for k, v in r.items() if k != "drivers_text"})
-            for r in warning.to_dict("records")
-        ]
-        publication.write_file(EARLY_WARNING_JSONL, _jsonl(warning_rows))
-        warning_table = warning.drop(columns=["drivers"]) if has_drivers else warning
-        publication.write_file(
-            EARLY_WARNING_CSV, warning_table.to_csv(index=False, lineterminator="\n")
-        )
-        metadata = _plain(
-            {
-                **model.metadata(),
-                "cutoff": data.cutoff,
-                "horizon_days": horizon_days,
-                "horizon_end": data.horizon_end,
-            }
-        )
-        publication.write_file(
-            METRICS_JSON, json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        )
-        with tempfile.TemporaryDirectory(prefix="crm-churn-") as tmp:
-            local = os.path.join(tmp, MODEL_FILE)
-            save_model(model, local)
-            with open(local, "rb") as f:
-                publication.write_file(MODEL_FILE, f.read())
-        tiers = scored["risk_tier"].value_counts()
-        manifest = build_manifest(
-            "churn",
-            inputs=inputs,
-            parameters={
-                "schema": schema.to_dict(),
-                "horizon_days": horizon_days,
-                "cutoff": cutoff if rule == "given" else None,
-                "as_of": as_of,
-                "seed": int(seed),
-                "value": value,
-                "value_quantile": value_quantile,
-                "top_drivers": top_drivers,
-                "early_warning_limit": early_warning_limit,
-                "overwrite": overwrite,
-            },
-            runner=runner,
-            lines=data.lines["features"],
-            rows_written=written,
-            stopwatch=watch,
-            outputs=[SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE],
-            details=_plain(
+        with Publication(fs, out, overwrite=overwrite) as publication:
+            written, tiers, at_risk = _score(
+                publication,
+                model,
+                parts,
+                value=value,
+                top_drivers=top_drivers,
+                as_of=latest,
+                jobs=jobs,
+            )
+            scored_parts = staged_parts(publication)
+            threshold = _value_threshold(scored_parts, written, value_quantile, jobs)
+            warned = _early_warning(
+                publication, scored_parts, threshold, early_warning_limit, top_drivers, jobs
+            )
+            say(f"scored {written:,} customers; {warned:,} on the early-warning list")
+            _scores_csv(publication, top_drivers)
+            metadata = _plain(
                 {
-                    "cutoff": data.cutoff,
-                    "cutoff_rule": rule,
+                    **model.metadata(),
+                    "cutoff": training.cutoff,
                     "horizon_days": horizon_days,
-                    "horizon_end": data.horizon_end,
-                    "scored_as_of": latest,
-                    "labelled_customers": int(len(data.frame)),
-                    "churn_rate": float(data.frame["churned"].mean()),
-                    "label_lines": data.lines["labels"],
-                    "current_lines": current_lines,
-                    "scored_customers": int(len(scored)),
-                    "chosen": model.chosen,
-                    "calibration": model.calibration,
-                    "metrics": m,
-                    "tiers": {t: int(tiers.get(t, 0)) for t in ("high", "medium", "low")},
-                    "value": value,
-                    "value_at_risk_total": float(scored["value_at_risk"].sum()),
-                    "early_warning": int(len(warning)),
-                    "model_file": MODEL_FILE,
-                    "trust_boundary": "load with models.churn.load_model, which refuses "
-                    "types outside skops' defaults and models.churn.TRUSTED_TYPES",
+                    "horizon_end": training.horizon_end,
                 }
-            ),
-        )
-        publication.commit(manifest)
+            )
+            publication.write_file(
+                METRICS_JSON, json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
+            )
+            manifest = build_manifest(
+                "churn",
+                inputs=inputs,
+                parameters={
+                    "schema": schema.to_dict(),
+                    "horizon_days": horizon_days,
+                    "cutoff": cutoff if rule == "given" else None,
+                    "as_of": as_of,
+                    "seed": int(seed),
+                    "value": value,
+                    "value_quantile": value_quantile,
+                    "top_drivers": top_drivers,
+                    "early_warning_limit": early_warning_limit,
+                    "churn_max_train": churn_max_train,
+                    "overwrite": overwrite,
+                },
+                runner=runner,
+                lines=training.lines["features"],
+                rows_written=written,
+                stopwatch=watch,
+                outputs=[
+                    SCORES_CSV,
+                    EARLY_WARNING_CSV,
+                    EARLY_WARNING_JSONL,
+                    METRICS_JSON,
+                    MODEL_FILE,
+                ],
+                details=_plain(
+                    {
+                        "cutoff": training.cutoff,
+                        "cutoff_rule": rule,
+                        "horizon_days": horizon_days,
+                        "horizon_end": training.horizon_end,
+                        "scored_as_of": latest,
+                        "labelled_customers": training.labelled,
+                        "churn_rate": float(training.counts[1] / training.labelled),
+                        "training_sample": sample,
+                        "label_lines": training.lines["labels"],
+                        "current_lines": current_lines,
+                        "scored_customers": written,
+                        "chosen": model.chosen,
+                        "calibration": model.calibration,
+                        "metrics": m,
+                        "tiers": tiers,
+                        "value": value,
+                        "value_threshold": threshold,
+                        "value_at_risk_total": at_risk,
+                        "value_at_risk_total_rule": "the sum of value_at_risk rounded to 1e-6 "
+                        "per customer (counters are integers)",
+                        "early_warning": warned,
+                        "model_file": MODEL_FILE,
+                        "trust_boundary": "load with models.churn.load_model, which refuses "
+                        "types outside skops' defaults and models.churn.TRUSTED_TYPES",
+                    }
+                ),
+            )
+            publication.commit(manifest)
     say(f"published {written:,} scores and {len(manifest['outputs'])} files to {fs.uri(out)}")
     if reporter:
-        lines = data.lines["features"]
+        lines = training.lines["features"]
         reporter.summary(
             "churn",
             rows_in=lines["read"],
@@ -526,4 +495,174 @@ def run_churn_stage(
             seconds=manifest["timings"]["seconds"],
             by_reason=lines["rejected_by_reason"],
         )
-    return scored, model, manifest
+    return [posixpath.basename(p) for p in scored_parts], model, manifest
+
+
+def _first_row(parts):
+    """The first RFM row of the part files (a bounded read), or None when all are empty."""
+    for path in parts:
+        fs, p = get_filesystem(path)
+        with fs.open_read(p) as f:
+            for line in io.TextIOWrapper(f, encoding="utf-8", newline="\n"):
+                if line.strip():
+                    return json.loads(line)
+    return None
+
+
+def _given_rows(current_path, value, as_of):
+    """The part files of ``current_path`` and their as-of date, checked on the first row."""
+    parts = expand_parts(current_path if isinstance(current_path, list) else [current_path])
+    first = _first_row(parts)
+    if first is None:
+        raise TooFewCustomersError("no current customer: there is nothing to train on or score")
+    if value not in first:
+        raise ValueError(f"value={value!r} is not a column of the rows of current_path")
+    missing = [c for c in ("customer_id", *RFM_INPUT_COLUMNS, "total_value") if c not in first]
+    if missing:
+        raise ValueError(f"the rows of current_path lack the RFM columns {missing}")
+    rows_as_of = first.get("as_of")
+    if as_of is not None and rows_as_of != as_of:
+        raise ValueError(f"as_of={as_of!r} but the rows of current_path are as of {rows_as_of!r}")
+    return parts, rows_as_of
+
+
+@contextmanager
+def _current_rows(input_paths, current_path, *, value, schema, as_of, jobs, say):
+    """Yield ``(part files, as-of date, lines of the RFM run or None)`` of the customers to
+    score: ``current_path``'s, or an RFM run's into a temporary directory."""
+    if current_path is not None:
+        parts, rows_as_of = _given_rows(current_path, value, as_of)
+        yield parts, rows_as_of, None
+        return
+    say("computing the current customers' RFM rows")
+    with tempfile.TemporaryDirectory(prefix="crm-churn-rfm-") as tmp:
+        out = os.path.join(tmp, "current")
+        manifest = run_rfm_stage(input_paths, out, schema=schema, as_of=as_of, **jobs)
+        if manifest["rows_written"] == 0:
+            raise TooFewCustomersError("no current customer: there is nothing to train on or score")
+        yield expand_parts([out]), manifest["details"]["as_of"], manifest["lines"]
+
+
+def _choose_cutoff(cutoff, latest, source, horizon_days):
+    if cutoff is None:
+        return default_cutoff(
+            latest, horizon_days
+        ), f"{source} {latest} minus horizon_days={horizon_days}"
+    if cutoff >= latest:
+        raise ValueError(f"cutoff={cutoff!r} should be before the {source} {latest}")
+    return cutoff, "given"
+
+
+def _fit(training, *, max_train, seed, horizon_days, jobs, say):
+    ok, counts, need = _enough(training.counts)
+    if not ok:
+        raise TooFewCustomersError(
+            f"cutoff={training.cutoff} horizon_days={horizon_days}: {int(counts[0])} customers "
+            f"bought again and {int(counts[1])} churned; each class needs >= {need}"
+        )
+    frame, sample = training_sample(
+        training,
+        max_train=max_train,
+        seed=seed,
+        runner=jobs["runner"],
+        conf_paths=jobs["conf_paths"],
+    )
+    say(
+        f"{training.labelled:,} labelled customers, churn rate "
+        f"{counts[1] / training.labelled:.3f}; fitting on {len(frame):,}"
+    )
+    model = fit_churn_model(
+        frame,
+        seed=int(seed),
+        cv_folds=_CV_FOLDS,
+        test_size=_TEST_SIZE,
+        info={
+            "cutoff": training.cutoff,
+            "horizon_days": horizon_days,
+            "horizon_end": training.horizon_end,
+            "labelled_customers": training.labelled,
+        },
+    )
+    return model, sample
+
+
+def _score(publication, model, parts, *, value, top_drivers, as_of, jobs):
+    """Run the scoring job into ``publication``; return ``(rows, tiers, value at risk)``."""
+    with tempfile.TemporaryDirectory(prefix="crm-churn-model-") as tmp:
+        local = os.path.join(tmp, MODEL_FILE)
+        save_model(model, local)
+        args = ["--model", local, "--value", value, "--top-drivers", str(top_drivers)]
+        args += ["--as-of", as_of]
+        with run_job_into(publication, MRChurnScores, parts, args, **jobs) as run:
+            found = run.counters[0] if run.counters else {}
+            tiers = {
+                t: found.get(COUNTER_GROUP_TIERS, {}).get(t, 0) for t in ("high", "medium", "low")
+            }
+            micros = found.get("crm.churn", {}).get("value_at_risk_micros", 0)
+            written = run.output_rows
+        with open(local, "rb") as f:
+            publication.write_file(MODEL_FILE, f.read())
+    if sum(tiers.values()) != written:
+        raise AccountingError(f"{written} scores written but {sum(tiers.values())} tiered")
+    return written, tiers, micros / 1_000_000
+
+
+def _value_threshold(parts, n, value_quantile, jobs):
+    """The exact ``numpy.quantile(value, value_quantile)`` of the scored rows."""
+    low, high, gamma = quantile_ranks(n, value_quantile)
+    args = ["--column", "value", "--n", str(n), "--ranks", f"{low},{high}"]
+    with run_job(MROrderStatistics, parts, args, **jobs) as run:
+        found = dict((int(r), v) for r, v in run.rows())
+    if set(found) != {low, high}:
+        raise AccountingError(f"order statistics {sorted(found)} found, {low} and {high} asked for")
+    return quantile_from_order_statistics(found[low], found[high], gamma)
+
+
+def _warning_csv_row(row):
+    out = {k: v for k, v in row.items() if k != "drivers"}
+    if "drivers" in row:
+        out["drivers_text"] = drivers_text(row["drivers"])
+        out["value_threshold"] = out.pop("value_threshold")
+    return out
+
+
+def _early_warning(publication, parts, threshold, limit, top_drivers, jobs):
+    """Write the early-warning files from the top-N job's output, streamed; return the count."""
+    args = ["--threshold", repr(threshold)] + ([] if limit is None else ["--limit", str(limit)])
+    fs, staging = publication.fs, publication.staging_path
+    columns = [
+        "rank",
+        *SCORE_COLUMNS,
+        *(["drivers_text"] if top_drivers else []),
+        "value_threshold",
+    ]
+    with run_job(MRTopAtRisk, parts, args, **jobs) as run:
+        fs.write_lines(
+            posixpath.join(staging, EARLY_WARNING_JSONL),
+            (json.dumps(_plain(r), allow_nan=False, ensure_ascii=False) for r in run.rows()),
+        )
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(columns)
+
+        def lines():
+            yield header.getvalue().rstrip("\n")
+            for row in run.rows():
+                buffer = io.StringIO()
+                csv.writer(buffer, lineterminator="\n").writerow(
+                    [csv_text(_warning_csv_row(row).get(c)) for c in columns]
+                )
+                yield buffer.getvalue().rstrip("\n")
+
+        fs.write_lines(posixpath.join(staging, EARLY_WARNING_CSV), lines())
+        return run.output_rows
+
+
+def _scores_csv(publication, top_drivers):
+    columns = [*SCORE_COLUMNS, *(["drivers_text"] if top_drivers else [])]
+
+    def convert(row):
+        if "drivers" in row:
+            row["drivers_text"] = drivers_text(row["drivers"])
+        return row
+
+    return csv_from_parts(publication, SCORES_CSV, columns, convert=convert)

@@ -10,7 +10,7 @@ import pytest
 
 import models.churn_stage
 from hdfs_io import LocalFileSystem, PathExists, is_published
-from models.churn import load_model
+from models.churn import build_churn_dataset, load_model
 from models.churn_stage import (
     EARLY_WARNING_CSV,
     EARLY_WARNING_JSONL,
@@ -22,6 +22,7 @@ from models.churn_stage import (
 )
 from models.rfm_stage import run_rfm_stage
 from models.synthetic import generate
+from mr_jobs.churn_sample import sample_key
 from mr_jobs.records import PRESETS
 
 CANONICAL = PRESETS["canonical"]
@@ -32,6 +33,7 @@ def _no_nan(text):
 
 
 def read_parts(directory):
+    """Every row of the part files, part after part."""
     rows = []
     for part in sorted(Path(directory).glob("part-*")):
         rows += [json.loads(line, parse_constant=_no_nan) for line in part.open() if line]
@@ -50,39 +52,54 @@ def log(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def current(log, tmp_path_factory):
-    """The RFM stage's rows of the log (as of its latest purchase date)."""
+def rfm_dir(log, tmp_path_factory):
+    """The RFM stage's published rows of the log (as of its latest purchase date)."""
     out = tmp_path_factory.mktemp("rfm") / "rfm"
-    rows, _manifest = run_rfm_stage([str(log)], str(out), schema=CANONICAL, conf_paths=[])
-    return rows
+    run_rfm_stage([str(log)], str(out), schema=CANONICAL, conf_paths=[])
+    return out
+
+
+@pytest.fixture(scope="module")
+def current(rfm_dir):
+    return sorted(read_parts(rfm_dir), key=lambda r: r["customer_id"])
+
+
+def scores_of(out):
+    """The published score rows as a frame sorted by customer_id."""
+    rows = sorted(read_parts(out), key=lambda r: r["customer_id"])
+    return pd.DataFrame.from_records(rows)
 
 
 @pytest.fixture(scope="module")
 def published(log, tmp_path_factory):
     out = tmp_path_factory.mktemp("churn") / "churn"
-    scored, model, manifest = run_churn_stage(
+    _parts, model, manifest = run_churn_stage(
         [str(log)], str(out), schema=CANONICAL, horizon_days=90, conf_paths=[]
     )
-    return out, scored, model, manifest
+    return out, scores_of(out), model, manifest
 
 
 @pytest.fixture
 def no_jobs(monkeypatch):
-    """Make any RFM run of the stage fail the test."""
+    """Make any MapReduce run of the stage fail the test."""
 
     def ran(*args, **kwargs):
         raise AssertionError("a MapReduce job ran")
 
-    monkeypatch.setattr(models.churn_stage, "current_features", ran)
-    monkeypatch.setattr(models.churn_stage, "build_churn_dataset", ran)
+    monkeypatch.setattr(models.churn_stage, "run_rfm_stage", ran)
+    monkeypatch.setattr(models.churn_stage, "run_training_rows", ran)
 
 
 def test_every_current_customer_is_scored_once_and_published(current, published):
     out, scored, model, manifest = published
     assert is_published(LocalFileSystem(), str(out))
-    rows = read_parts(out)
-    assert [r["customer_id"] for r in rows] == sorted(r["customer_id"] for r in current)
+    rows = sorted(read_parts(out), key=lambda r: r["customer_id"])
+    assert [r["customer_id"] for r in rows] == [r["customer_id"] for r in current]
+    for part in out.glob("part-*"):  # each part is sorted by customer_id
+        ids = [json.loads(line)["customer_id"] for line in part.open()]
+        assert ids == sorted(ids)
     csv = pd.read_csv(out / SCORES_CSV, dtype={"customer_id": str})
+    csv = csv.sort_values("customer_id").reset_index(drop=True)
     assert csv["customer_id"].tolist() == [r["customer_id"] for r in rows]
     assert np.allclose(csv["churn_probability"], [r["churn_probability"] for r in rows])
     assert "drivers_text" in csv.columns and "drivers" not in csv.columns
@@ -140,6 +157,7 @@ def test_early_warning_lists_high_value_customers_at_high_risk_by_value_at_risk(
     ]
     assert len(warning) == manifest["details"]["early_warning"] > 0
     threshold = float(np.quantile(scored["value"], 0.8))
+    assert manifest["details"]["value_threshold"] == threshold  # exact, from two ranks
     assert all(w["risk_tier"] == "high" and w["value"] >= threshold for w in warning)
     at_risk = [w["value_at_risk"] for w in warning]
     assert at_risk == sorted(at_risk, reverse=True)
@@ -169,41 +187,43 @@ def test_metrics_and_manifest_are_valid_json_and_the_model_beats_chance(publishe
 
 
 def test_published_model_loads_and_gives_the_published_probabilities(current, published):
-    out, _scored, model, _manifest = published
+    out, scored, model, _manifest = published
     loaded = load_model(out / MODEL_FILE)
     assert loaded.chosen == model.chosen and loaded.info["cutoff"] == model.info["cutoff"]
-    rows = sorted(current, key=lambda r: r["customer_id"])
-    p = loaded.predict_proba(rows)
-    assert np.allclose(p, [r["churn_probability"] for r in read_parts(out)], rtol=0, atol=1e-12)
+    p = loaded.predict_proba(current)
+    assert np.allclose(p, scored["churn_probability"], rtol=0, atol=1e-12)
 
 
-def test_given_current_rows_give_the_same_scores_as_computing_them(
-    log, current, published, tmp_path
+def test_a_given_current_path_gives_the_same_scores_as_computing_the_rows(
+    log, rfm_dir, current, published, tmp_path
 ):
     out = tmp_path / "churn"
     latest = max(r["last_purchase"][:10] for r in current)
-    _scored, _model, manifest = run_churn_stage(
+    _parts, _model, manifest = run_churn_stage(
         [str(log)],
         str(out),
         schema=CANONICAL,
         horizon_days=90,
-        current_rows=list(reversed(current)),
-        as_of=latest,
+        current_path=str(rfm_dir),
         conf_paths=[],
     )
-    for name in ("part-00000", SCORES_CSV, EARLY_WARNING_JSONL, EARLY_WARNING_CSV):
+    assert read_parts(out) == read_parts(published[0])  # the same parts from the same rows
+    for name in (EARLY_WARNING_JSONL, EARLY_WARNING_CSV, SCORES_CSV):
         assert (out / name).read_bytes() == (published[0] / name).read_bytes(), name
     assert manifest["lines"] == published[3]["lines"]
     assert manifest["details"]["current_lines"] is None  # no RFM run for the given rows
-    assert manifest["details"]["cutoff_rule"] == f"as_of {latest} minus horizon_days=90"
+    assert (
+        manifest["details"]["cutoff_rule"] == f"latest purchase date {latest} minus horizon_days=90"
+    )
 
 
 def test_as_of_moves_the_scoring_date_and_the_default_cutoff(log, current, tmp_path):
     latest = max(r["last_purchase"][:10] for r in current)
     as_of = days_before(latest, 120)
-    scored, model, manifest = run_churn_stage(
+    _parts, model, manifest = run_churn_stage(
         [str(log)], str(tmp_path / "churn"), schema=CANONICAL, as_of=as_of, conf_paths=[]
     )
+    scored = scores_of(tmp_path / "churn")
     assert manifest["details"]["scored_as_of"] == as_of
     assert model.info["cutoff"] == days_before(as_of, 90)
     assert model.info["horizon_end"] == as_of
@@ -245,6 +265,8 @@ def test_too_few_customers_raise_and_publish_nothing(tmp_path):
         ({"top_drivers": -1}, "top_drivers=-1"),
         ({"top_drivers": 9}, "top_drivers=9 should be <= 8"),
         ({"seed": -1}, "seed=-1"),
+        ({"churn_max_train": 0}, "churn_max_train=0 should be a positive integer"),
+        ({"churn_max_train": 1.5}, "churn_max_train=1.5"),
         ({"horizon_days": 99999999}, "horizon_days=99999999 should be at most 3650"),
         ({"horizon_days": 3651}, "horizon_days=3651 should be at most 3650"),
         (
@@ -260,29 +282,40 @@ def test_bad_arguments_are_refused_before_any_job_runs(log, tmp_path, no_jobs, k
     assert not out.exists()
 
 
+def _write_rows(directory, rows):
+    directory.mkdir()
+    (directory / "part-00000").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return directory
+
+
 @pytest.mark.parametrize(
     "change, kwargs, message",
     [
         (lambda rows: rows, {"value": "shoe_size"}, "value='shoe_size' is not a column"),
         (
-            lambda rows: [{k: v for k, v in r.items() if k != "last_purchase"} for r in rows],
+            lambda rows: [{k: v for k, v in r.items() if k != "tenure_days"} for r in rows],
             {},
-            r"lack the RFM columns \['last_purchase'\]",
+            r"lack the RFM columns \['tenure_days'\]",
         ),
         (lambda rows: [{"customer_id": "C1", "total_value": 1.0}], {}, "lack the RFM columns"),
-        (lambda rows: rows + rows[:1], {}, "more than once"),
+        (lambda rows: rows, {"as_of": "2024-01-01"}, "as_of='2024-01-01' but the rows"),
         (lambda rows: rows, {"cutoff": "2099-01-01"}, "cutoff='2099-01-01' should be before"),
     ],
 )
 def test_bad_current_rows_are_refused_before_any_job_runs(
     log, current, tmp_path, no_jobs, change, kwargs, message
 ):
+    given = _write_rows(tmp_path / "rfm", change(current))
     out = tmp_path / "churn"
     with pytest.raises(ValueError, match=message):
-        run_churn_stage(
-            [str(log)], str(out), schema=CANONICAL, current_rows=change(current), **kwargs
-        )
+        run_churn_stage([str(log)], str(out), schema=CANONICAL, current_path=str(given), **kwargs)
     assert not out.exists()
+
+
+def test_empty_current_rows_raise_too_few_customers(log, tmp_path, no_jobs):
+    given = _write_rows(tmp_path / "rfm", [])
+    with pytest.raises(TooFewCustomersError, match="no current customer"):
+        run_churn_stage([str(log)], str(tmp_path / "c"), schema=CANONICAL, current_path=str(given))
 
 
 def test_an_existing_output_is_refused_before_any_job_runs(log, tmp_path, no_jobs):
@@ -304,3 +337,59 @@ def test_default_cutoff_before_year_1_is_refused_naming_the_date_and_horizon():
 def test_the_longest_horizon_passes_the_checks(log, tmp_path, no_jobs):
     with pytest.raises(AssertionError, match="a MapReduce job ran"):  # it got that far
         run_churn_stage([str(log)], str(tmp_path / "c"), schema=CANONICAL, horizon_days=3650)
+
+
+def test_a_smaller_max_train_fits_on_exactly_the_sampled_customers_deterministically(
+    log, rfm_dir, published, tmp_path
+):
+    runs = []
+    for name in ("a", "b"):
+        _parts, model, manifest = run_churn_stage(
+            [str(log)],
+            str(tmp_path / name),
+            schema=CANONICAL,
+            current_path=str(rfm_dir),
+            churn_max_train=600,
+            seed=3,
+            conf_paths=[],
+        )
+        runs.append((model, manifest))
+    (model, manifest), (again, _) = runs
+    sample = manifest["details"]["training_sample"]
+    population = published[3]["details"]["labelled_customers"]
+    assert sample["population"] == population > 600
+    assert sample["size"] == 600 == model.metrics["n_train"] + model.metrics["n_holdout"]
+    assert sample["seed"] == 3 and sample["threshold"] is not None
+    assert "smallest blake2b-64 key" in sample["rule"]
+    labelled = build_churn_dataset(
+        [str(log)], schema=CANONICAL, cutoff=manifest["details"]["cutoff"], horizon_days=90
+    ).frame["customer_id"]
+    smallest = set(sorted(labelled, key=lambda c: sample_key(c, 3))[:600])
+    assert set(model.holdout["customer_id"]) <= smallest
+    assert model.metadata() | {"timings": None} == again.metadata() | {"timings": None}
+    assert (tmp_path / "a" / "part-00000").read_bytes() == (
+        tmp_path / "b" / "part-00000"
+    ).read_bytes()
+
+
+def test_the_local_runner_publishes_what_the_inline_runner_does(log, published, tmp_path):
+    out = tmp_path / "churn"
+    run_churn_stage(
+        [str(log)], str(out), schema=CANONICAL, horizon_days=90, runner="local", conf_paths=[]
+    )
+    inline = published[0]
+    metrics = [json.loads((d / METRICS_JSON).read_text()) for d in (out, inline)]
+    for m in metrics:
+        m.pop("timings")
+    assert metrics[0] == metrics[1]
+    local_rows, inline_rows = (scores_of(d) for d in (out, inline))
+    pd.testing.assert_frame_equal(
+        local_rows.drop(columns="drivers"), inline_rows.drop(columns="drivers"), rtol=1e-12
+    )
+    warned = [
+        [json.loads(line) for line in (d / EARLY_WARNING_JSONL).open()] for d in (out, inline)
+    ]
+    assert [w["customer_id"] for w in warned[0]] == [w["customer_id"] for w in warned[1]]
+    manifests = [json.loads((d / "_manifest.json").read_text()) for d in (out, inline)]
+    assert manifests[0]["lines"] == manifests[1]["lines"]
+    assert manifests[0]["details"]["tiers"] == manifests[1]["details"]["tiers"]
