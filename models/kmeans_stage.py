@@ -7,17 +7,21 @@ only the ``part-*`` files are read). The algorithm is :mod:`models.kmeans`.
 Published layout (``<output>/``):
 
 ``part-*``
-    One JSON object per customer: ``customer_id``, ``segment`` (id, 0 = most valuable),
-    ``segment_name``, ``distance`` (to the segment's centre, in standard deviations),
-    ``recency_days``, ``orders``, ``total_value`` and, when the input has it,
-    ``rfm_segment``. Sorted by ``customer_id``.
+    One JSON object per customer, written by the tasks of
+    :class:`mr_jobs.kmeans_rows.MRKMeansSegmentRows`: ``customer_id``, ``segment`` (id,
+    0 = most valuable), ``segment_name``, ``distance`` (to the segment's centre, in
+    standard deviations), ``recency_days``, ``orders``, ``total_value`` and, when the
+    input has it, ``rfm_segment``. Each part sorted by ``customer_id`` (across parts no
+    order is promised; how many parts depends on the runner).
 ``customers.csv``
-    The same, as CSV.
+    The same, as CSV, streamed from the parts.
 ``segments.csv``, ``segments.json``
-    One row per segment (:func:`models.segment_profiles.profile_segments`).
+    One row per segment (:func:`models.segment_profiles.profile_from_totals`), from the
+    exact totals of :class:`mr_jobs.segment_profile.MRSegmentProfile`.
 ``overlap.csv``
     Only when the input has the RFM segments: customers of each (segment, RFM segment)
-    pair and their shares (:func:`models.segment_profiles.overlap_table`).
+    pair and their shares (:func:`models.segment_profiles.overlap_from_counts`), from the
+    same job.
 ``k_selection.csv``
     One row per ``k`` tried: inertia, silhouette on the sample, iterations.
 ``model.json``
@@ -27,34 +31,42 @@ Published layout (``<output>/``):
 ``_manifest.json``
     Line accounting of the features pass, parameters, and per ``k`` the iterations with
     the inertia and the centre shift of each.
+
+No customer row passes through the driver: it reads counters, the centres, the bounded
+sample of the fit and the per-segment totals; ``rows_written`` is the labelling job's
+count of the rows its tasks wrote.
 """
 
 import json
+import os
+import tempfile
 import warnings
+from types import SimpleNamespace
 
 import pandas as pd
 
 from hdfs_io import Publication, get_filesystem
 from models.inputs import describe_inputs, expand_parts, local_inputs
+from models.job_runner import run_job, run_job_into
 from models.kmeans import (
     SAMPLE_SIZE,
     EmptyClusterWarning,
     TooFewPointsError,
     fit_k_range,
-    label_customers,
     parse_k,
     prepared_features,
 )
 from models.manifest import Stopwatch, build_manifest
-from models.rfm_stage import write_json_parts
+from models.outputs import csv_from_parts
 from models.segment_profiles import (
     name_segments,
-    overlap_table,
-    profile_segments,
+    overlap_from_counts,
+    profile_from_totals,
     segment_order,
 )
 from mr_jobs.features import DEFAULT_FEATURES, parse_features
-from mr_jobs.protocols import loads
+from mr_jobs.kmeans_rows import MRKMeansSegmentRows, duplicates, row_columns, write_model
+from mr_jobs.segment_profile import MRSegmentProfile
 
 __all__ = ["run_kmeans_stage", "check_options", "DEFAULTS"]
 
@@ -67,25 +79,6 @@ DEFAULTS = {
     "max_iter": 300,
     "sample_size": SAMPLE_SIZE,
 }
-
-_PROFILE_COLUMNS = ("recency_days", "orders", "total_value")
-
-
-def _read_rows(paths):
-    """The RFM rows of ``paths`` that parse as JSON objects (others were counted by the
-    features job)."""
-    rows = []
-    for path in paths:
-        fs, p = get_filesystem(path)
-        with fs.open_read(p) as f:
-            for raw in f:
-                try:
-                    row = loads(raw.decode("utf-8").strip())
-                except (UnicodeDecodeError, ValueError):
-                    continue
-                if isinstance(row, dict):
-                    rows.append(row)
-    return rows
 
 
 def check_options(
@@ -133,7 +126,6 @@ def run_kmeans_stage(
     tol=DEFAULTS["tol"],
     max_iter=DEFAULTS["max_iter"],
     sample_size=DEFAULTS["sample_size"],
-    rows=None,
     runner="inline",
     conf_paths=None,
     overwrite=False,
@@ -153,9 +145,6 @@ def run_kmeans_stage(
         Comma-separated names from :mod:`mr_jobs.features`.
     seed, n_init, tol, max_iter, sample_size
         See :func:`models.kmeans.fit_kmeans` and :func:`models.kmeans.prepared_features`.
-    rows : list of dict or pandas.DataFrame, optional
-        The same rows already in memory (the pipeline passes them), used for the
-        profiles instead of reading the input again.
     runner, conf_paths, overwrite, reporter
         As for the other stages.
 
@@ -167,54 +156,91 @@ def run_kmeans_stage(
     Raises
     ------
     ValueError
-        A bad parameter (before any job runs), or no usable row.
+        A bad parameter (before any job runs), no usable row, or a customer id in more
+        than one input row (naming it).
     """
     say = reporter.progress("segments") if reporter else (lambda message: None)
     ks, chosen = check_options(
         k=k, features=features, n_init=n_init, tol=tol, max_iter=max_iter, sample_size=sample_size
     )
-    feature_names = [f.name for f in chosen]
+    options = {"seed": seed, "n_init": n_init, "tol": tol, "max_iter": max_iter}
+    jobs = {"runner": runner, "conf_paths": conf_paths}
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
     inputs = describe_inputs(input_paths)
     files = expand_parts(input_paths)
     with Publication(fs, out, overwrite=overwrite) as publication:
         say(f"{len(files)} input file(s) -> {fs.uri(out)}; k in {ks}")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", EmptyClusterWarning)
-            with (
-                local_inputs(files, runner, progress=say) as readable,
-                prepared_features(
-                    readable,
-                    features=feature_names,
-                    runner=runner,
-                    conf_paths=conf_paths,
-                    seed=seed,
-                    sample_size=sample_size,
-                    distinct_limit=max(ks),
-                    progress=say,
-                ) as data,
-            ):
-                fitted_ks, dropped_ks = _feasible(ks, data)
-                if dropped_ks:
-                    say(f"k in {dropped_ks} left out: only {data.distinct} distinct customers")
-                selection = fit_k_range(
-                    data,
-                    fitted_ks,
-                    seed=seed,
-                    n_init=n_init,
-                    tol=tol,
-                    max_iter=max_iter,
-                    progress=say,
-                )
-                best = selection.best
-                order = segment_order(best.centroids, feature_names)
-                best.centroids = best.centroids[order]
-                best.counts = [best.counts[j] for j in order]
-                labels, label_seconds = label_customers(data, best)
-                say(f"labelled {len(labels):,} customers with k={best.k} ({label_seconds:.1f} s)")
-                lines = data.lines
-                stats = {
+        with local_inputs(files, runner, progress=say) as readable:
+            fit = _fit(readable, ks, chosen, sample_size, options, jobs, say)
+            labelling = _publish_rows(publication, readable, fit, jobs, say)
+        outputs = _publish_tables(publication, fit, labelling, jobs, say)
+        publication.write_file("model.json", json.dumps(_model(fit, chosen, seed), indent=2))
+        manifest = build_manifest(
+            "segments",
+            inputs=inputs,
+            parameters={
+                "k": str(k),
+                "features": fit.feature_names,
+                **options,
+                "sample_size": sample_size,
+                "overwrite": overwrite,
+            },
+            runner=runner,
+            lines=fit.lines,
+            rows_written=labelling.written,
+            stopwatch=watch,
+            outputs=[*outputs, "model.json"],
+            details=_details(fit, labelling),
+        )
+        publication.commit(manifest)
+    if reporter:
+        reporter.summary(
+            "segments",
+            rows_in=fit.lines["read"],
+            rows_out=labelling.written,
+            rejected=fit.lines["rejected"],
+            seconds=manifest["timings"]["seconds"],
+            by_reason=fit.lines["rejected_by_reason"],
+        )
+    return manifest
+
+
+def _fit(readable, ks, chosen, sample_size, options, jobs, say):
+    """Prepare the features, fit every feasible ``k``, order and name the best model's
+    segments; what the rest of the stage needs, as a namespace."""
+    feature_names = [f.name for f in chosen]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyClusterWarning)
+        with prepared_features(
+            readable,
+            features=feature_names,
+            seed=options["seed"],
+            sample_size=sample_size,
+            distinct_limit=max(ks),
+            progress=say,
+            **jobs,
+        ) as data:
+            fitted_ks, dropped_ks = _feasible(ks, data)
+            if dropped_ks:
+                say(f"k in {dropped_ks} left out: only {data.distinct} distinct customers")
+            selection = fit_k_range(data, fitted_ks, progress=say, **options)
+            best = selection.best
+            order = segment_order(best.centroids, feature_names)
+            best.centroids = best.centroids[order]
+            best.counts = [best.counts[j] for j in order]
+            fit = SimpleNamespace(
+                feature_names=feature_names,
+                selection=selection,
+                best=best,
+                dropped_ks=dropped_ks,
+                names=name_segments(best.centroids, feature_names),
+                lines=data.lines,
+                count=data.count,
+                mean=data.mean,
+                scale=data.scale,
+                centres_raw=data.original_units(best.centroids),
+                stats={
                     "count": data.count,
                     "mean": data.mean.tolist(),
                     "scale": data.scale.tolist(),
@@ -222,100 +248,129 @@ def run_kmeans_stage(
                     "max": data.maximum,
                     "sample_size": int(data.sample.shape[0]),
                     "seconds": data.seconds,
-                }
-                centres_raw = data.original_units(best.centroids)
-        for warning in caught:
-            if not issubclass(warning.category, EmptyClusterWarning):
-                warnings.warn_explicit(
-                    warning.message, warning.category, warning.filename, warning.lineno
-                )
-            else:
-                say(f"warning: {warning.message}")
-        names = name_segments(best.centroids, feature_names)
-        labelled = _join(labels, rows if rows is not None else _read_rows(files), names)
-        profile = profile_segments(labelled, centres_raw, feature_names, names)
-        written = write_json_parts(publication, labelled.to_dict("records"))
-        publication.write_file("customers.csv", labelled.to_csv(index=False))
-        publication.write_file("segments.csv", profile.to_csv(index=False))
-        publication.write_file(
-            "segments.json", json.dumps(json.loads(profile.to_json(orient="records")), indent=2)
-        )
-        outputs = ["customers.csv", "segments.csv", "segments.json", "k_selection.csv"]
-        if "rfm_segment" in labelled:
-            publication.write_file(
-                "overlap.csv", overlap_table(labelled, names).to_csv(index=False)
-            )
-            outputs.append("overlap.csv")
-        publication.write_file("k_selection.csv", pd.DataFrame(selection.table).to_csv(index=False))
-        model = {
-            "k": best.k,
-            "features": [
-                {"name": f.name, "formula": f.formula, "transform": f.transform, "unit": f.unit}
-                for f in chosen
-            ],
-            "mean": stats["mean"],
-            "scale": stats["scale"],
-            "centroids": best.centroids.tolist(),
-            "centroids_original_units": centres_raw.tolist(),
-            "names": names,
-            "inertia": best.inertia,
-            "seed": seed,
-        }
-        publication.write_file("model.json", json.dumps(model, indent=2))
-        outputs.append("model.json")
-        manifest = build_manifest(
-            "segments",
-            inputs=inputs,
-            parameters={
-                "k": str(k),
-                "features": feature_names,
-                "seed": seed,
-                "n_init": n_init,
-                "tol": tol,
-                "max_iter": max_iter,
-                "sample_size": sample_size,
-                "overwrite": overwrite,
-            },
-            runner=runner,
-            lines=lines,
-            rows_written=written,
-            stopwatch=watch,
-            outputs=outputs,
-            details={
-                "chosen_k": best.k,
-                "selection": "single k"
-                if len(selection.table) == 1
-                else "highest silhouette on the sample",
-                "k_left_out": dropped_ks,
-                "k_selection": selection.table,
-                "standardisation": stats,
-                "fits": {
-                    str(kk): {
-                        "inertia": r.inertia,
-                        "iterations": r.n_iter,
-                        "converged": r.converged,
-                        "tolerance": r.tol,
-                        "history": r.history,
-                        "init": r.init,
-                        "counts": r.counts if kk != best.k else best.counts,
-                    }
-                    for kk, r in selection.results.items()
                 },
-                "segments": dict(zip(names, best.counts, strict=True)),
-                "label_seconds": round(label_seconds, 3),
-            },
+            )
+    for warning in caught:
+        if not issubclass(warning.category, EmptyClusterWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        else:
+            say(f"warning: {warning.message}")
+    return fit
+
+
+def _publish_rows(publication, readable, fit, jobs, say):
+    """Run the labelling job, whose tasks write the publication's parts; check that it
+    wrote one row per customer with features, and no customer twice."""
+    best = fit.best
+    with tempfile.TemporaryDirectory(prefix="crm-kmeans-model-") as tmp:
+        path = os.path.join(tmp, "model.json")
+        write_model(path, fit.feature_names, fit.mean, fit.scale, best.centroids, fit.names)
+        args = ["--model", path]
+        with run_job_into(publication, MRKMeansSegmentRows, readable, args, **jobs) as run:
+            written, seconds = run.output_rows, run.seconds
+            with_rfm_segment = run.output_count("with_rfm_segment") > 0
+            duplicated, first = duplicates(run.counters)
+    if duplicated:
+        raise ValueError(
+            f"customer_id={first!r} appears in more than one input row "
+            f"({duplicated:,} customer id(s) do)"
         )
-        publication.commit(manifest)
-    if reporter:
-        reporter.summary(
-            "segments",
-            rows_in=lines["read"],
-            rows_out=written,
-            rejected=lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=lines["rejected_by_reason"],
+    if written != fit.count:
+        raise RuntimeError(
+            f"the labelling job wrote {written:,} rows for {fit.count:,} customers with "
+            "features: it and the features job disagree on which rows are usable"
         )
-    return manifest
+    say(f"labelled {written:,} customers with k={best.k} ({seconds:.1f} s)")
+    return SimpleNamespace(written=written, seconds=seconds, with_rfm_segment=with_rfm_segment)
+
+
+def _segment_totals(publication, jobs, say):
+    """Per-segment totals and overlap counts of the published rows
+    (:class:`mr_jobs.segment_profile.MRSegmentProfile`)."""
+    parts = expand_parts([publication.fs.uri(publication.staging_path)])
+    totals, overlap = {}, []
+    with (
+        local_inputs(parts, jobs["runner"], progress=say) as readable,
+        run_job(MRSegmentProfile, readable, **jobs) as run,
+    ):
+        for record in run.rows():
+            if "rfm_segment" in record:
+                overlap.append(record)
+            else:
+                totals[record["segment"]] = record
+        seconds = run.seconds
+    say(f"profiled {len(totals)} segment(s) ({seconds:.1f} s)")
+    return totals, overlap, seconds
+
+
+def _publish_tables(publication, fit, labelling, jobs, say):
+    """``customers.csv``, the profiles, the overlap and ``k_selection.csv``; returns the
+    names written."""
+    totals, overlap, labelling.profile_seconds = _segment_totals(publication, jobs, say)
+    csv_from_parts(publication, "customers.csv", row_columns(labelling.with_rfm_segment))
+    profile = profile_from_totals(totals, fit.centres_raw, fit.feature_names, fit.names)
+    publication.write_file("segments.csv", profile.to_csv(index=False))
+    publication.write_file(
+        "segments.json", json.dumps(json.loads(profile.to_json(orient="records")), indent=2)
+    )
+    outputs = ["customers.csv", "segments.csv", "segments.json", "k_selection.csv"]
+    if labelling.with_rfm_segment:
+        table = overlap_from_counts(overlap, fit.names)
+        publication.write_file("overlap.csv", table.to_csv(index=False))
+        outputs.append("overlap.csv")
+    table = pd.DataFrame(fit.selection.table)
+    publication.write_file("k_selection.csv", table.to_csv(index=False))
+    return outputs
+
+
+def _model(fit, chosen, seed):
+    """``model.json``: what it takes to score a new customer."""
+    best = fit.best
+    return {
+        "k": best.k,
+        "features": [
+            {"name": f.name, "formula": f.formula, "transform": f.transform, "unit": f.unit}
+            for f in chosen
+        ],
+        "mean": fit.stats["mean"],
+        "scale": fit.stats["scale"],
+        "centroids": best.centroids.tolist(),
+        "centroids_original_units": fit.centres_raw.tolist(),
+        "names": fit.names,
+        "inertia": best.inertia,
+        "seed": seed,
+    }
+
+
+def _details(fit, labelling):
+    """The manifest's ``details``: the choice of ``k``, every fit, the segments."""
+    selection, best = fit.selection, fit.best
+    return {
+        "chosen_k": best.k,
+        "selection": "single k"
+        if len(selection.table) == 1
+        else "highest silhouette on the sample",
+        "k_left_out": fit.dropped_ks,
+        "k_selection": selection.table,
+        "standardisation": fit.stats,
+        "fits": {
+            str(kk): {
+                "inertia": r.inertia,
+                "iterations": r.n_iter,
+                "converged": r.converged,
+                "tolerance": r.tol,
+                "history": r.history,
+                "init": r.init,
+                "counts": r.counts if kk != best.k else best.counts,
+            }
+            for kk, r in selection.results.items()
+        },
+        "segments": dict(zip(fit.names, best.counts, strict=True)),
+        "label_seconds": round(labelling.seconds, 3),
+        "profile_seconds": round(labelling.profile_seconds, 3),
+    }
 
 
 def _feasible(ks, data):
@@ -330,20 +385,3 @@ def _feasible(ks, data):
             f"customers ({data.distinct})"
         )
     return kept, [k for k in ks if k not in kept]
-
-
-def _join(labels, rows, names):
-    """Labels joined with the profile columns of the RFM rows, sorted by customer id."""
-    frame = pd.DataFrame(labels, columns=["customer_id", "segment", "distance"])
-    if frame["customer_id"].duplicated().any():
-        dup = frame.loc[frame["customer_id"].duplicated(), "customer_id"].iloc[0]
-        raise ValueError(f"customer_id={dup!r} appears in more than one input row")
-    source = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    wanted = ["customer_id", *_PROFILE_COLUMNS]
-    if "segment" in source:
-        source = source.rename(columns={"segment": "rfm_segment"})
-        wanted.append("rfm_segment")
-    source = source[wanted].drop_duplicates("customer_id")
-    frame = frame.merge(source, on="customer_id", how="left", validate="one_to_one")
-    frame.insert(2, "segment_name", [names[j] for j in frame["segment"]])
-    return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)

@@ -28,10 +28,23 @@ table reads naturally. When two segments earn the same name, the one with the hi
 ``-r + f + m`` highest first, so segment 0 is the most valuable.
 """
 
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["name_segments", "segment_order", "profile_segments", "overlap_table"]
+from mr_jobs.exact_sums import exact_to_fraction
+
+_MICRO = 1_000_000
+
+__all__ = [
+    "name_segments",
+    "segment_order",
+    "profile_segments",
+    "profile_from_totals",
+    "overlap_table",
+    "overlap_from_counts",
+]
 
 
 def _rfm_z(centroids, feature_names):
@@ -94,7 +107,8 @@ def name_segments(centroids, feature_names):
 
 
 def profile_segments(labelled, centroids_original, feature_names, names):
-    """One row per segment.
+    """One row per segment, from the labelled rows in memory (small data and tests; the
+    stage uses :func:`profile_from_totals`).
 
     Parameters
     ----------
@@ -115,31 +129,97 @@ def profile_segments(labelled, centroids_original, feature_names, names):
         ``mean_total_value``, ``mean_distance``, one ``centre_<feature>`` column per
         feature (raw units), and ``description``.
     """
-    k = len(names)
     total_customers = len(labelled)
     total_revenue = float(labelled["total_value"].sum()) if total_customers else 0.0
     grouped = labelled.groupby("segment")
     rows = []
-    for j in range(k):
+    for j in range(len(names)):
         part = grouped.get_group(j) if j in grouped.groups else labelled.iloc[0:0]
         revenue = float(part["total_value"].sum())
-        row = {
-            "segment": j,
-            "name": names[j],
-            "customers": len(part),
-            "share_of_customers": len(part) / total_customers if total_customers else 0.0,
-            "revenue": revenue,
-            "share_of_revenue": revenue / total_revenue if total_revenue else 0.0,
-            "mean_recency_days": float(part["recency_days"].mean()) if len(part) else None,
-            "mean_orders": float(part["orders"].mean()) if len(part) else None,
-            "mean_total_value": float(part["total_value"].mean()) if len(part) else None,
-            "mean_distance": float(part["distance"].mean()) if len(part) else None,
+        means = {
+            column: float(part[column].mean()) if len(part) else None
+            for column in ("recency_days", "orders", "total_value", "distance")
         }
-        for name, value in zip(feature_names, centroids_original[j], strict=True):
-            row[f"centre_{name}"] = float(value)
-        row["description"] = _describe(row)
-        rows.append(row)
+        shares = (
+            len(part) / total_customers if total_customers else 0.0,
+            revenue / total_revenue if total_revenue else 0.0,
+        )
+        centre = dict(zip(feature_names, centroids_original[j], strict=True))
+        rows.append(_profile_row(j, names[j], len(part), revenue, shares, means, centre))
     return pd.DataFrame(rows)
+
+
+def profile_from_totals(totals, centroids_original, feature_names, names):
+    """One row per segment, from the exact totals of :class:`mr_jobs.segment_profile.
+    MRSegmentProfile` (the same columns as :func:`profile_segments`).
+
+    Parameters
+    ----------
+    totals : dict
+        Segment id -> its record (``customers``, and ``[n, sum]`` per summed column).
+    centroids_original, feature_names, names
+        As for :func:`profile_segments`.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Notes
+    -----
+    Sums are exact (``total_value`` in integer millionths, the others exact float sums),
+    and each float is the nearest to the exact value: revenue, the shares and the means.
+    :func:`profile_segments` sums floats with pandas, so the two agree to the last bits.
+    """
+    sums = {j: _exact_sums(totals.get(j)) for j in range(len(names))}
+    total_customers = sum(s["customers"] for s in sums.values())
+    total_revenue = sum(s["revenue"] for s in sums.values())
+    rows = []
+    for j in range(len(names)):
+        s = sums[j]
+        shares = (
+            float(Fraction(s["customers"], total_customers)) if total_customers else 0.0,
+            float(s["revenue"] / total_revenue) if total_revenue else 0.0,
+        )
+        centre = dict(zip(feature_names, centroids_original[j], strict=True))
+        revenue = float(s["revenue"])
+        rows.append(_profile_row(j, names[j], s["customers"], revenue, shares, s["means"], centre))
+    return pd.DataFrame(rows)
+
+
+def _exact_sums(record):
+    """Customers, the exact revenue and the means of one segment's totals record."""
+    if record is None:
+        record = {"customers": 0}
+    exact, means = {}, {}
+    for column in ("recency_days", "orders", "total_value", "distance"):
+        n, total = record.get(column, (0, 0))
+        if column == "total_value":
+            exact[column] = Fraction(total, _MICRO)
+        else:
+            exact[column] = exact_to_fraction(total) if n else Fraction(0)
+        means[column] = float(exact[column] / n) if n else None
+    return {"customers": record["customers"], "revenue": exact["total_value"], "means": means}
+
+
+def _profile_row(j, name, customers, revenue, shares, means, centre):
+    """A profile row; ``shares`` of customers and of revenue, ``means`` by column,
+    ``centre`` by feature name (raw units)."""
+    row = {
+        "segment": j,
+        "name": name,
+        "customers": customers,
+        "share_of_customers": shares[0],
+        "revenue": revenue,
+        "share_of_revenue": shares[1],
+        "mean_recency_days": means["recency_days"],
+        "mean_orders": means["orders"],
+        "mean_total_value": means["total_value"],
+        "mean_distance": means["distance"],
+    }
+    for feature, value in centre.items():
+        row[f"centre_{feature}"] = float(value)
+    row["description"] = _describe(row)
+    return row
 
 
 def _describe(row):
@@ -154,7 +234,8 @@ def _describe(row):
 
 
 def overlap_table(labelled, names):
-    """How the K-Means segments overlap the RFM named segments (column ``rfm_segment``).
+    """How the K-Means segments overlap the RFM named segments (column ``rfm_segment``),
+    from the labelled rows in memory (the stage uses :func:`overlap_from_counts`).
 
     Returns
     -------
@@ -163,11 +244,28 @@ def overlap_table(labelled, names):
         ``rfm_segment``, ``customers``, ``share_of_segment`` and ``share_of_rfm_segment``.
     """
     counts = labelled.groupby(["segment", "rfm_segment"]).size().rename("customers").reset_index()
-    seg_totals = counts.groupby("segment")["customers"].transform("sum")
-    rfm_totals = counts.groupby("rfm_segment")["customers"].transform("sum")
-    counts["share_of_segment"] = counts["customers"] / seg_totals
-    counts["share_of_rfm_segment"] = counts["customers"] / rfm_totals
-    counts.insert(1, "name", [names[j] for j in counts["segment"]])
-    return counts.sort_values(
-        ["segment", "customers", "rfm_segment"], ascending=[True, False, True]
-    )
+    return overlap_from_counts(counts.to_dict("records"), names)
+
+
+def overlap_from_counts(counts, names):
+    """The table of :func:`overlap_table` from the customers of each pair.
+
+    Parameters
+    ----------
+    counts : list of dict
+        ``{"segment", "rfm_segment", "customers"}``, one per pair that has customers
+        (:class:`mr_jobs.segment_profile.MRSegmentProfile` writes them).
+    names : list of str
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    table = pd.DataFrame(counts, columns=["segment", "rfm_segment", "customers"])
+    table = table.sort_values(["segment", "rfm_segment"], kind="stable").reset_index(drop=True)
+    seg_totals = table.groupby("segment")["customers"].transform("sum")
+    rfm_totals = table.groupby("rfm_segment")["customers"].transform("sum")
+    table["share_of_segment"] = table["customers"] / seg_totals
+    table["share_of_rfm_segment"] = table["customers"] / rfm_totals
+    table.insert(1, "name", [names[j] for j in table["segment"]])
+    return table.sort_values(["segment", "customers", "rfm_segment"], ascending=[True, False, True])

@@ -263,10 +263,14 @@ def synthetic(tmp_path_factory):
     return {"root": root, "log": log, "manifest": manifest, "truth": truth}
 
 
+def read_parts_of(part):
+    return [json.loads(line) for line in part.read_text().splitlines() if line]
+
+
 def read_parts(directory):
     rows = []
     for part in sorted(Path(directory).glob("part-*")):
-        rows += [json.loads(line) for line in part.read_text().splitlines() if line]
+        rows += read_parts_of(part)
     return rows
 
 
@@ -339,9 +343,12 @@ def test_kmeans_recovers_the_planted_segments_as_far_as_the_features_allow(synth
 
 def test_stage_publishes_parts_sorted_by_customer_with_names_and_profiles(synthetic):
     out = synthetic["root"] / "segments"
+    for part in sorted(out.glob("part-*")):
+        ids = [r["customer_id"] for r in read_parts_of(part)]
+        assert ids == sorted(ids), f"{part.name} is not sorted by customer_id"
     rows = read_parts(out)
     ids = [r["customer_id"] for r in rows]
-    assert ids == sorted(set(ids)) and len(ids) == 4000
+    assert len(set(ids)) == len(ids) == 4000
     profile = pd.read_csv(out / "segments.csv")
     assert profile["segment"].tolist() == [0, 1, 2, 3, 4]
     assert profile["customers"].sum() == 4000
