@@ -19,7 +19,10 @@ The steps, for RFM rows in ``input_paths``:
    or it is zero, or ``max_iter`` iterations ran. When the last centres moved, one more
    assignment pass measures the inertia and sizes of the centres returned, so that they,
    the labels and the inertia always agree.
-3. :func:`label_customers` runs :class:`mr_jobs.kmeans_labels.MRKMeansLabels`.
+3. :func:`label_customers` runs :class:`mr_jobs.kmeans_labels.MRKMeansLabels` and returns
+   every customer's label to the driver: for tests and small data. The segments stage
+   (:mod:`models.kmeans_stage`) instead has the tasks of
+   :class:`mr_jobs.kmeans_rows.MRKMeansSegmentRows` write the labelled rows.
 
 :func:`fit_k_range` fits several ``k`` on the same prepared features and scores each with
 the inertia and a silhouette on (a part of) the sample; the best silhouette picks ``k``.
@@ -633,7 +636,10 @@ def fit_k_range(data, ks, *, silhouette_sample=SILHOUETTE_SAMPLE, progress=None,
 
 
 def label_customers(data, result):
-    """Label every customer with ``result``'s nearest centre.
+    """Label every customer with ``result``'s nearest centre, in the driver's memory.
+
+    For tests and small data: the segments stage never calls it (its tasks write the
+    labelled rows, :mod:`mr_jobs.kmeans_rows`).
 
     Returns
     -------

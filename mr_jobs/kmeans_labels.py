@@ -7,7 +7,9 @@ object per customer, in the order of the feature files::
     {"customer_id":"C000001","segment":2,"distance":0.8431}
 
 ``segment`` is the index of the nearest centroid (ties to the lowest index) and
-``distance`` the Euclidean distance to it in standardised units.
+``distance`` the Euclidean distance to it in standardised units. Its output goes to the
+driver (:func:`models.kmeans.label_customers`, for tests and small data); the segments
+stage's published rows come from :mod:`mr_jobs.kmeans_rows`, which labels the same way.
 """
 
 import numpy as np

@@ -12,12 +12,15 @@ features job's code, so the same floats), standardises and assigns them in block
 :func:`mr_jobs.points.standardise` and :func:`mr_jobs.points.assign`, the functions the
 Lloyd iterations and :class:`mr_jobs.kmeans_labels.MRKMeansLabels` use: the segment and
 the distance are those the fit measured. A row the features job rejects is skipped here
-(not counted again: the features job did the line accounting). The key is the customer id's
-UTF-8 bytes in hex, whose byte order is the order of the ids as Python compares them, so
-the shuffle sorts each reduce task's rows by ``customer_id``; a reducer call that gets more
-than one row for an id counts it under ``crm.kmeans_rows`` ``duplicate_customers`` (and the
-first such id of the task as ``first_duplicate``, see :func:`duplicates`). Output, compact
-JSON, one line per customer, in this key order::
+(not counted again: the features job did the line accounting).
+
+The rows go through a shuffle so that each part comes out sorted by ``customer_id`` and
+no customer is written twice. The key is the id's UTF-8 bytes in hex, whose byte order
+is the order of the ids as Python compares them (a JSON-encoded id would not sort so: its
+closing quote and escapes get in the way). A reducer call that gets more than one row
+for an id counts it under ``crm.kmeans_rows`` ``duplicate_customers``, and the first such
+id of the task, cut at 40 characters, as ``first_duplicate:<id>`` (:func:`duplicates`).
+Output, compact JSON, one line per customer, in this key order::
 
     {"customer_id":"C000001","segment":4,"segment_name":"lost","distance":0.8119,
      "recency_days":729,"orders":1,"total_value":18.98,"rfm_segment":"lost"}
@@ -37,7 +40,7 @@ from mr_jobs.base import CrmJob
 from mr_jobs.features import FeatureError, feature_values, parse_features
 from mr_jobs.kmeans import read_centroids
 from mr_jobs.points import assign, standardise
-from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol, loads
+from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
 
 __all__ = [
     "COUNTER_GROUP_ROWS",
@@ -55,6 +58,10 @@ PROFILE_COLUMNS = ("recency_days", "orders", "total_value")
 
 # rows standardised and assigned at a time (a task holds at most this many)
 _BLOCK = 4096
+# Hadoop truncates counter names beyond 64 characters: the id in one is cut at 40
+_ID_IN_COUNTER = 40
+
+_decode = json.JSONDecoder().decode
 
 
 def row_columns(with_rfm_segment):
@@ -92,11 +99,15 @@ def duplicates(counters):
 
 
 def _usable(raw, features):
-    """``(row, feature values)`` of an input line the features job accepts, else None."""
+    """``(row, feature values)`` of an input line the features job accepts, else None.
+
+    The same checks as :meth:`mr_jobs.kmeans_features.MRKMeansFeatures.mapper_features`,
+    without the counting; the driver checks that both jobs kept the same number of rows.
+    """
     if not raw.strip():
         return None
     try:
-        row = loads(raw.decode("utf-8").strip())
+        row = _decode(raw.decode("utf-8"))  # as the features job decodes it
     except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(row, dict):
@@ -195,7 +206,8 @@ class MRKMeansSegmentRows(CrmJob):
     def _duplicate(self, customer):
         if not self._reported_duplicate:
             self._reported_duplicate = True
-            self.increment_counter(COUNTER_GROUP_ROWS, f"first_duplicate:{customer[:60]}", 1)
+            name = f"first_duplicate:{customer[:_ID_IN_COUNTER]}"
+            self.increment_counter(COUNTER_GROUP_ROWS, name, 1)
         self.increment_counter(COUNTER_GROUP_ROWS, "duplicate_customers", 1)
 
     def reducer_final_counts(self):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models import job_runner
 from models.job_runner import JobRun
 from models.kmeans_stage import run_kmeans_stage
 from models.rfm_stage import run_rfm_stage
@@ -18,6 +19,7 @@ from models.segments_stage import run_segments_stage
 from models.synthetic import generate
 from mr_jobs.exact_sums import exact_to_fraction
 from mr_jobs.features import FeatureError, feature_values, parse_features
+from mr_jobs.kmeans_features import MRKMeansFeatures
 from mr_jobs.kmeans_rows import MRKMeansSegmentRows, _key, duplicates, write_model
 from mr_jobs.points import assign, standardise
 from mr_jobs.records import PRESETS
@@ -106,6 +108,38 @@ def test_rows_the_features_job_rejects_are_skipped_not_labelled(recency_model):
     rows, counters = run_job(MRKMeansSegmentRows, raw, ["--model", recency_model])
     assert [r["customer_id"] for r in rows] == ["a"]
     assert counters["crm.output"]["rows"] == 1
+
+
+def test_the_labelling_job_keeps_exactly_the_rows_the_features_job_accepts(recency_model, tmp_path):
+    lines = [
+        rfm_line("ok", 3),
+        rfm_line("formfeed", 3).replace("\n", "\x0c\n"),
+        rfm_line("spaces", 3).replace("\n", "  \t\n"),
+        '{"customer_id": "inf", "recency_days": Infinity}\n',
+        '{"customer_id": "bool", "recency_days": true}\n',
+        '{"customer_id": "huge", "recency_days": 1' + "0" * 400 + "}\n",
+        '{"customer_id": 7, "recency_days": 1}\n',
+        '{"customer_id": "   ", "recency_days": 1}\n',
+        "   \n",
+        '\ufeff{"customer_id": "bom", "recency_days": 1}\n',
+    ]
+    raw = "".join(lines).encode("utf-8") + b'{"customer_id": "\xff", "recency_days": 1}\n'
+    rows, _ = run_job(MRKMeansSegmentRows, raw, ["--model", recency_model])
+    source = tmp_path / "rows.jsonl"
+    source.write_bytes(raw)
+    args = ["--features", "recency"]
+    with job_runner.run_job(MRKMeansFeatures, [str(source)], args, conf_paths=[]) as run:
+        accepted = run.lines["accepted"]
+    assert len(rows) == accepted
+    assert sorted(r["customer_id"] for r in rows) == ["ok", "spaces"]
+
+
+def test_a_long_duplicate_id_is_named_by_its_first_40_characters(recency_model):
+    long_id = "L" * 100
+    rows, counters = run_job(
+        MRKMeansSegmentRows, rfm_line(long_id, 1) * 2, ["--model", recency_model]
+    )
+    assert rows == [] and duplicates([counters]) == (1, "L" * 40)
 
 
 def test_a_customer_in_two_rows_is_counted_as_a_duplicate_and_named(recency_model):
