@@ -174,7 +174,7 @@ def run_kmeans_stage(
         with local_inputs(files, runner, progress=say) as readable:
             fit = _fit(readable, ks, chosen, sample_size, options, jobs, say)
             labelling = _publish_rows(publication, readable, fit, jobs, say)
-        outputs = _publish_tables(publication, fit, labelling, jobs, say)
+        outputs, profile_seconds = _publish_tables(publication, fit, labelling, jobs, say)
         publication.write_file("model.json", json.dumps(_model(fit, chosen, seed), indent=2))
         manifest = build_manifest(
             "segments",
@@ -191,7 +191,7 @@ def run_kmeans_stage(
             rows_written=labelling.written,
             stopwatch=watch,
             outputs=[*outputs, "model.json"],
-            details=_details(fit, labelling),
+            details=_details(fit, labelling.seconds, profile_seconds),
         )
         publication.commit(manifest)
     if reporter:
@@ -307,8 +307,8 @@ def _segment_totals(publication, jobs, say):
 
 def _publish_tables(publication, fit, labelling, jobs, say):
     """``customers.csv``, the profiles, the overlap and ``k_selection.csv``; returns the
-    names written."""
-    totals, overlap, labelling.profile_seconds = _segment_totals(publication, jobs, say)
+    names written and the seconds of the totals job."""
+    totals, overlap, seconds = _segment_totals(publication, jobs, say)
     csv_from_parts(publication, "customers.csv", row_columns(labelling.with_rfm_segment))
     profile = profile_from_totals(totals, fit.centres_raw, fit.feature_names, fit.names)
     publication.write_file("segments.csv", profile.to_csv(index=False))
@@ -322,7 +322,7 @@ def _publish_tables(publication, fit, labelling, jobs, say):
         outputs.append("overlap.csv")
     table = pd.DataFrame(fit.selection.table)
     publication.write_file("k_selection.csv", table.to_csv(index=False))
-    return outputs
+    return outputs, seconds
 
 
 def _model(fit, chosen, seed):
@@ -344,7 +344,7 @@ def _model(fit, chosen, seed):
     }
 
 
-def _details(fit, labelling):
+def _details(fit, label_seconds, profile_seconds):
     """The manifest's ``details``: the choice of ``k``, every fit, the segments."""
     selection, best = fit.selection, fit.best
     return {
@@ -368,8 +368,8 @@ def _details(fit, labelling):
             for kk, r in selection.results.items()
         },
         "segments": dict(zip(fit.names, best.counts, strict=True)),
-        "label_seconds": round(labelling.seconds, 3),
-        "profile_seconds": round(labelling.profile_seconds, 3),
+        "label_seconds": round(label_seconds, 3),
+        "profile_seconds": round(profile_seconds, 3),
     }
 
 
