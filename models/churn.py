@@ -4,21 +4,26 @@ Definition
 ----------
 A *cutoff* date ``c`` and a *horizon* of ``h`` days split the log in time:
 
-* **Features** come from the MapReduce RFM job (:class:`mr_jobs.rfm.MRCustomerRFM`, through
-  :func:`models.rfm_stage.run_rfm_stage`) run with ``as_of = c``. The job rejects every
-  line dated after ``c`` as ``after_as_of`` before it reaches a customer's record, so no
-  information from after the cutoff can reach a feature: the feature rows are the same,
-  byte for byte, whatever the log holds after ``c`` (``tests/test_churn.py`` proves it).
-  Lines dated on ``c`` itself belong to the features.
-* **Labels** come from a second RFM run with ``as_of = c + h``, which sees the lines up to
-  the end of the horizon. A customer of the first run whose ``last_purchase`` in the second
-  run is later than ``c`` bought again in ``(c, c + h]``: ``churned = 0``; otherwise
-  ``churned = 1`` ("no purchase within the horizon"). The second run also gives
-  ``orders_in_horizon`` and ``value_in_horizon`` (its totals minus the first run's).
+* **Features and labels** come from one MapReduce pass over the lines
+  (:class:`mr_jobs.churn_features.MRChurnFeatures`, run by :func:`run_training_rows`):
+  each customer's features are the RFM row :class:`mr_jobs.rfm.MRCustomerRFM` computes
+  with ``as_of = c`` (period ``D``), from the lines dated on or before ``c`` only. Every
+  later line is counted as rejected ``after_as_of`` in the features' accounting, as the
+  RFM run to ``c`` rejects it, so no information from after the cutoff can reach a
+  feature: the feature rows are the same, byte for byte, whatever the log holds after
+  ``c`` (``tests/test_churn.py`` proves it). Lines dated on ``c`` itself belong to the
+  features.
+* **Labels**: a customer with a purchase in ``(c, c + h]`` bought again: ``churned = 0``;
+  otherwise ``churned = 1`` ("no purchase within the horizon"). The same pass gives
+  ``orders_in_horizon`` and ``value_in_horizon`` (what an RFM run to ``c + h`` adds to the
+  one to ``c``), and the label accounting (the lines after ``c + h`` rejected).
 * Only customers with a purchase on or before ``c`` are in the data set; customers whose
   first purchase falls in the horizon are not (they have no features). When the log ends
-  before ``c + h`` (and the label run rejected nothing as ``after_as_of``), a warning says
-  that customers are labelled churned for lack of data.
+  before ``c + h`` (and no line is dated after it), a warning says that customers are
+  labelled churned for lack of data.
+* **Training sample**: :func:`training_sample` reads every training row when there are at
+  most ``max_train``, else the ``max_train`` customers with the smallest keyed hash of
+  the id (:func:`mr_jobs.churn_sample.sample_key`): a uniform sample, the same for a seed.
 
 On CDNOW the classic split is ``c = 1997-09-30`` (calibration 1997-01-01..1997-09-30) and
 ``h = 273`` days (the next 39 weeks, to 1998-06-30).
@@ -69,8 +74,10 @@ returned and saved (it is not refitted on all labelled customers afterwards).
 
 Scoring current customers
 -------------------------
-:func:`current_features` runs the RFM job as of the latest date in the log (or a given date)
-and :func:`score_customers` gives each customer ``churn_probability`` (the probability of no
+The churn stage scores the RFM rows of every current customer with the map-only
+:mod:`mr_jobs.churn_scores`, which ships the saved model to the tasks; :func:`score_customers`
+does the same on a frame in the driver (the same pure functions,
+:mod:`mr_jobs.churn_rules`). Each customer gets ``churn_probability`` (the probability of no
 purchase in the next ``h`` days), a ``risk_tier`` (``high`` >= 0.7, ``medium`` >= 0.4,
 else ``low``; configurable), ``value`` and ``value_at_risk = churn_probability x value``.
 ``value`` is, by default, the customer's ``total_value``: their gross spend over the

@@ -1,37 +1,53 @@
 """The churn stage: train a churn model by a cutoff, score every customer, publish.
 
-:mod:`models.churn` documents the method: features from the RFM MapReduce job run on the
-lines up to a cutoff date (the later lines are rejected as ``after_as_of``, counted in the
-manifest's lines, so nothing after the cutoff reaches a feature), the label "no purchase
-within ``horizon_days`` after the cutoff" from a second RFM run, two candidate models
-chosen by cross-validated ROC-AUC and calibrated, a held-out report, and scores with
-drivers.
+:mod:`models.churn` documents the method. No per-customer row passes through the driver,
+except the bounded training sample:
+
+1. **Current customers**: the RFM rows to score are ``current_path``'s (the RFM stage's
+   published parts; the driver reads their first row only, for ``as_of`` and the columns),
+   or an RFM run's as of ``as_of`` into a temporary directory.
+2. **Training rows** in one pass over the lines (:mod:`mr_jobs.churn_features`): the RFM
+   row as of the cutoff and the label of every customer with a purchase on or before it,
+   written by the tasks; the class counts come from counters.
+3. **Fit** in the driver on at most ``churn_max_train`` of them (default 500,000): all
+   when there are no more, else the ``churn_max_train`` customers with the smallest keyed
+   hash of the id (:func:`models.churn.training_sample`, the map-only
+   :mod:`mr_jobs.churn_sample`); ``details.training_sample`` records the rule, the seed,
+   the population and the size. Driver memory: the sample only.
+4. **Scores**: the map-only :mod:`mr_jobs.churn_scores` ships ``model.skops`` to the tasks,
+   which write the published ``part-*``; customers per tier and the value at risk come
+   from counters.
+5. **Early warning**: the value threshold is ``numpy.quantile(value, value_quantile)``
+   over the scored customers, exactly, from the two order statistics it interpolates
+   between (:mod:`mr_jobs.order_statistics`: one sorted stream, one value at a time);
+   the list is the top-N reduce :mod:`mr_jobs.top_n`, streamed into the two files.
+   ``scores.csv`` is streamed from the parts (:func:`models.outputs.csv_from_parts`).
 
 The cutoff
 ----------
-By default the cutoff is the latest purchase date of the current customers (or ``as_of``
-when given) minus ``horizon_days``: the latest cutoff whose whole horizon the log covers,
-so the model learns from the most recent behaviour. ``details.cutoff_rule`` records
-whether it was given or derived. A given cutoff must be before ``as_of`` (when both are
-given): a model trained on a horizon after the scoring date would have seen the future.
-
-The current customers are scored as of the same date as the RFM stage (the pipeline passes
-its rows as ``current_rows``, so the RFM job does not run a third time).
+By default the cutoff is the scoring date (``as_of``, else the date the current rows were
+computed at: the latest purchase date) minus ``horizon_days``: the latest cutoff whose
+whole horizon the log covers. ``details.cutoff_rule`` records whether it was given or
+derived. A given cutoff must be before ``as_of`` (when both are given): a model trained on
+a horizon after the scoring date would have seen the future.
 
 Published layout (``<output>/``)
 --------------------------------
 ``part-*``
-    One JSON object per current customer, sorted by ``customer_id``:
+    One JSON object per current customer, written by the scoring tasks in the order of
+    the RFM parts they read (each RFM part is sorted by the shuffle's key order, which is
+    ``customer_id`` order for ids without JSON escapes); across parts no order is promised:
     ``customer_id``, ``churn_probability``, ``risk_tier`` (``high``, ``medium``, ``low``),
     ``value`` (spend to date), ``value_at_risk`` (probability x value),
     ``recency_days``, ``orders``, ``total_value`` and ``drivers`` (a list of
     ``{"feature", "value", "effect"}``: the features that make churn more likely than for
     a typical customer, effect in log-odds, largest first).
 ``scores.csv``
-    The same columns with ``drivers_text`` instead of ``drivers``.
+    The same columns with ``drivers_text`` instead of ``drivers``, in part order.
 ``early_warning.jsonl`` and ``early_warning.csv``
-    High-value customers at high risk (value in the top ``1 - value_quantile``, risk tier
-    ``high``), by value at risk: ``rank`` then the score columns and ``value_threshold``.
+    High-value customers at high risk (value at or above the ``value_quantile`` quantile,
+    risk tier ``high``), by value at risk then ``customer_id``: ``rank`` then the score
+    columns and ``value_threshold``.
 ``metrics.json``
     The model's metadata (:meth:`models.churn.ChurnModel.metadata`): chosen candidate,
     cross-validation ROC-AUC per fold, held-out ``roc_auc``, ``pr_auc``, ``brier``,
@@ -44,12 +60,14 @@ Published layout (``<output>/``)
     :data:`models.churn.TRUSTED_TYPES`: that is the trust boundary. A hostile file can
     still hold trees that give wrong scores, so load models only from where you saved them.
 ``_manifest.json``, ``_SUCCESS``
-    ``lines``: the feature run's accounting (read = accepted + rejected; the lines after
-    the cutoff are rejected as ``after_as_of``); ``details``: the cutoff and how it was
-    chosen, the horizon, the labelled customers and their churn rate, the label run's
-    lines (``label_lines``), the scored customers' RFM run's lines (``current_lines``,
-    ``null`` when the rows were given), the chosen model and its held-out metrics,
-    customers per risk tier, the total value at risk and the early-warning count.
+    ``lines``: the training pass's accounting as the RFM run to the cutoff counted it
+    (read = accepted + rejected; the lines after the cutoff are rejected as
+    ``after_as_of``); ``details``: the cutoff and how it was chosen, the horizon, the
+    labelled customers and their churn rate, the training sample, the label accounting
+    (``label_lines``), the scored customers' RFM run's lines (``current_lines``, ``null``
+    with ``current_path``), the chosen model and its held-out metrics, customers per risk
+    tier, the total value at risk (to 1e-6 per customer: counters are integers), the value
+    threshold and the early-warning count.
 """
 
 import csv
@@ -122,7 +140,7 @@ SCORE_COLUMNS = (
 )
 _CV_FOLDS = 5
 _TEST_SIZE = 0.25
-#: The numeric columns of an RFM row: what ``value`` may name when the stage computes the rows.
+#: The numeric columns of an RFM row: what ``value`` may name when the stage computes them.
 _RFM_NUMERIC = tuple(
     c
     for c in RFM_COLUMNS
