@@ -14,6 +14,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from hdfs_io import LocalFileSystem, PathExists, read_manifest
+from models.inputs import expand_parts
 from models.kmeans import (
     EmptyClusterWarning,
     fit_kmeans,
@@ -205,19 +206,20 @@ def test_input_without_a_usable_row_is_refused_with_the_reasons(tmp_path):
 
 @pytest.fixture(scope="module")
 def cdnow_rfm(tmp_path_factory, cdnow_path):
-    """The CDNOW customers' RFM rows (the RFM stage, inline)."""
+    """The CDNOW customers' RFM rows (the RFM stage, inline): its part files, as many as
+    the runner's reducers."""
     out = tmp_path_factory.mktemp("cdnow") / "rfm"
     run_rfm_stage(
         [str(cdnow_path)], str(out), schema=PRESETS["cdnow"], runner="inline", conf_paths=[]
     )
-    return str(out / "part-00000")
+    return expand_parts([str(out)])
 
 
 def test_cdnow_inertia_is_within_one_percent_of_scikit_learn_for_k_4_to_8(cdnow_rfm):
     from sklearn.cluster import KMeans
 
     differences = {}
-    with prepared_features([cdnow_rfm], conf_paths=[], distinct_limit=8) as data:
+    with prepared_features(cdnow_rfm, conf_paths=[], distinct_limit=8) as data:
         assert data.count == 23_570
         z = data.standardise(np.vstack([read_points(p, 3)[1] for p in data.parts]))
         assert z.shape == (23_570, 3)
@@ -234,7 +236,7 @@ def test_cdnow_inertia_is_within_one_percent_of_scikit_learn_for_k_4_to_8(cdnow_
 def test_cdnow_inline_and_local_runners_give_identical_centres_inertia_and_labels(cdnow_rfm):
     fits = {}
     for runner in ("inline", "local"):
-        with prepared_features([cdnow_rfm], runner=runner, conf_paths=[], distinct_limit=5) as d:
+        with prepared_features(cdnow_rfm, runner=runner, conf_paths=[], distinct_limit=5) as d:
             result = fit_kmeans(d, 5, seed=0)
             labels, _ = label_customers(d, result)
         fits[runner] = (result, sorted(labels, key=lambda r: r["customer_id"]))
