@@ -427,7 +427,7 @@ def run_churn_stage(
                 as_of=latest,
                 jobs=jobs,
             )
-            scored_parts = staged_parts(publication)
+            scored_parts = _runner_paths(publication.fs, staged_parts(publication))
             threshold = _value_threshold(scored_parts, written, value_quantile, jobs)
             warned = _early_warning(
                 publication, scored_parts, threshold, early_warning_limit, top_drivers, jobs
@@ -559,6 +559,11 @@ def _current_rows(input_paths, current_path, *, value, schema, as_of, jobs, say)
         if manifest["rows_written"] == 0:
             raise TooFewCustomersError("no current customer: there is nothing to train on or score")
         yield expand_parts([out]), manifest["details"]["as_of"], manifest["lines"]
+
+
+def _runner_paths(fs, paths):
+    """Staged paths as a runner reads them: local paths, or URIs (``hdfs://...``)."""
+    return [fs.normalize(p) if fs.scheme == "file" else fs.uri(p) for p in paths]
 
 
 def _choose_cutoff(cutoff, latest, source, horizon_days):
