@@ -86,7 +86,9 @@ def data_files(fs, path):
 
 
 def expand_parts(paths):
-    """Input paths with every directory replaced by its ``part-*`` files (as URIs).
+    """Input paths with every directory replaced by its ``part-*`` files: local paths for
+    local files (every runner reads those; mrjob's Spark runner checks a ``file://`` URI
+    with the ``hadoop`` command), URIs otherwise.
 
     Raises
     ------
@@ -100,10 +102,14 @@ def expand_parts(paths):
             names = part_files(fs, p)
             if not names:
                 raise ValueError(f"input {fs.uri(p)!r} is a directory without part-* files")
-            expanded += [fs.uri(join(p, name)) for name in names]
+            expanded += [_runner_path(fs, join(p, name)) for name in names]
         else:
-            expanded.append(fs.uri(p))
+            expanded.append(_runner_path(fs, p))
     return expanded
+
+
+def _runner_path(fs, path):
+    return fs.normalize(path) if fs.scheme == "file" else fs.uri(path)
 
 
 #: Compressed inputs mrjob and Hadoop decompress by their extension.

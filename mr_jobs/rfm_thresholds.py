@@ -45,6 +45,8 @@ counted under ``crm.rejected`` (``blank``, ``undecodable``, ``not_json``,
 
 In-mapper combining keeps one ``[count, min, max]`` per bucket (at most ``2**bits`` per
 open prefix) and emits them in ``mapper_final``; a combiner and the reducer merge them.
+The shuffle keys are the compact JSON text of ``[kind, dimension, ...]`` (strings: mrjob's
+Spark harness uses keys as Python dict keys, so a list key fails there).
 Standard library only.
 """
 
@@ -55,7 +57,7 @@ from mrjob.protocol import BytesValueProtocol
 from mrjob.step import MRStep
 
 from mr_jobs.base import CrmJob
-from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
+from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol, dumps, loads
 
 __all__ = [
     "DIMENSIONS",
@@ -231,18 +233,18 @@ class MRValueHistogram(CrmJob):
         self.report_line_counters()
         for dim, count in self.n.items():
             if count:
-                yield ["n", dim], [count]
+                yield dumps(["n", dim]), [count]
         for (dim, reason), count in self.invalid.items():
-            yield ["invalid", dim, reason], [count]
+            yield dumps(["invalid", dim, reason]), [count]
         for (dim, prefix_bits, prefix, bucket), merged in self.counts.items():
-            yield ["bucket", dim, prefix_bits, prefix, bucket], merged
+            yield dumps(["bucket", dim, prefix_bits, prefix, bucket]), merged
         self.counts = {}
 
     def combiner_merge_counts(self, key, values):
         yield key, _merge(values)
 
     def reducer_merge_counts(self, key, values):
-        yield None, key + _merge(values)
+        yield None, loads(key) + _merge(values)
 
 
 def _merge(values):

@@ -183,18 +183,24 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     assert "/tests/pipeline/crm/churn/model.skops" in listing
 
 
+#: Per-customer tables: written by the tasks, as many parts as reducers (or input splits),
+#: so compared as the sorted set of their lines. Their CSVs too (header first).
+PER_CUSTOMER_PARTS = ("rfm", "rfm_segments", "recommendations", "segments", "churn")
+PER_CUSTOMER_CSVS = ("rfm_segments/customers.csv", "segments/customers.csv", "churn/scores.csv")
+
+
+def _sorted_lines(data):
+    return sorted(line for line in data.split(b"\n") if line)
+
+
 def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluster):
     local_root, _, on_hadoop, _, _ = pipelines
     assert on_hadoop.returncode == 0, on_hadoop.stderr[-3000:]
     for stage_file in (
         "data/transactions.csv",
-        "rfm/part-00000",
-        "rfm_segments/part-00000",
         "baskets/part-00000",
         "baskets/itemsets.jsonl",
-        "recommendations/part-00000",
         "recommendations/item_to_item.csv",
-        "segments/part-00000",
         "segments/segments.csv",
         "segments/overlap.csv",
         "segments/model.json",
@@ -202,8 +208,6 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "sales/series.csv",
         "forecasts/part-00000",
         "forecasts/backtest.jsonl",
-        "churn/part-00000",
-        "churn/scores.csv",
         "churn/early_warning.csv",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
@@ -211,6 +215,40 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
             "fs", "-cat", f"/tests/pipeline/crm/{stage_file}", text=False
         )
         assert remote.stdout == local, stage_file
+    for stage in PER_CUSTOMER_PARTS:
+        local = b"".join(p.read_bytes() for p in sorted((local_root / stage).glob("part-*")))
+        remote = hadoop_cluster.hadoop(
+            "fs", "-cat", f"/tests/pipeline/crm/{stage}/part-*", text=False
+        )
+        assert _sorted_lines(remote.stdout) == _sorted_lines(local), stage
+    for name in PER_CUSTOMER_CSVS:
+        local = (local_root / name).read_bytes()
+        remote = hadoop_cluster.hadoop("fs", "-cat", f"/tests/pipeline/crm/{name}", text=False)
+        assert remote.stdout.split(b"\n", 1)[0] == local.split(b"\n", 1)[0], name
+        assert _sorted_lines(remote.stdout) == _sorted_lines(local), name
+
+
+def test_per_customer_parts_on_hadoop_are_written_by_the_reduce_tasks(pipelines, hadoop_cluster):
+    """The RFM rows on HDFS come from YARN's two reducers (mrjob.conf), each part sorted by
+    customer id, and the manifest's customers are the tasks' count, not the driver's."""
+    _, _, on_hadoop, _, _ = pipelines
+    assert on_hadoop.returncode == 0, on_hadoop.stderr[-3000:]
+    listing = hadoop_cluster.hadoop("fs", "-ls", "/tests/pipeline/crm/rfm").stdout
+    parts = sorted(line.rsplit("/", 1)[-1] for line in listing.splitlines() if "/part-" in line)
+    assert parts == ["part-00000", "part-00001"]
+    total = 0
+    for part in parts:
+        rows = [
+            json.loads(line)
+            for line in _cat(hadoop_cluster, f"/tests/pipeline/crm/rfm/{part}").splitlines()
+        ]
+        ids = [r["customer_id"] for r in rows]
+        assert ids == sorted(ids) and ids, part
+        total += len(rows)
+    manifest = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/rfm/_manifest.json"))
+    assert manifest["rows_written"] == manifest["details"]["customers"] == total
+    assert manifest["details"]["as_of_source"] == "latest purchase date in the input"
+    assert "_task-output" not in hadoop_cluster.hadoop("fs", "-ls", "-R", "/tests/pipeline").stdout
 
 
 def test_pipeline_on_hadoop_accounts_for_every_line(pipelines, hadoop_cluster):
@@ -443,11 +481,13 @@ def test_kmeans_on_yarn_from_hdfs_equals_inline_on_cdnow(
         [str(cdnow_path)], str(rfm), schema=PRESETS["cdnow"], runner="inline", conf_paths=[]
     )
     hadoop_env.hadoop("fs", "-mkdir", "-p", "/tests/kmeans")
-    hadoop_env.hadoop("fs", "-put", "-f", str(rfm / "part-00000"), "/tests/kmeans/rfm-00000")
+    parts = sorted(rfm.glob("part-*"))
+    hadoop_env.hadoop("fs", "-put", "-f", *map(str, parts), "/tests/kmeans/")
+    on_hdfs = [f"hdfs:///tests/kmeans/{p.name}" for p in parts]
     results = {}
     for runner, inputs, conf in (
-        ("hadoop", ["hdfs:///tests/kmeans/rfm-00000"], [MRJOB_CONF, numpy_nodes_conf]),
-        ("inline", [str(rfm / "part-00000")], []),
+        ("hadoop", on_hdfs, [MRJOB_CONF, numpy_nodes_conf]),
+        ("inline", list(map(str, parts)), []),
     ):
         with prepared_features(inputs, runner=runner, conf_paths=conf, distinct_limit=5) as data:
             fit = fit_kmeans(data, 5, seed=0)

@@ -313,7 +313,7 @@ def test_kmeans_on_spark_reads_lines_and_equals_inline_on_cdnow(system_tmp, cdno
     )
     results = {}
     for runner, conf in (("spark", [MRJOB_CONF]), ("inline", [])):
-        parts = [str(rfm / "part-00000")]
+        parts = sorted(map(str, rfm.glob("part-*")))
         with prepared_features(parts, runner=runner, conf_paths=conf, distinct_limit=4) as data:
             fit = fit_kmeans(data, 4, seed=1)
             labels, _ = label_customers(data, fit)
@@ -323,6 +323,34 @@ def test_kmeans_on_spark_reads_lines_and_equals_inline_on_cdnow(system_tmp, cdno
     assert np.array_equal(s_data.mean, i_data.mean) and np.array_equal(s_data.scale, i_data.scale)
     assert np.array_equal(s_fit.centroids, i_fit.centroids) and s_fit.inertia == i_fit.inertia
     assert s_labels == i_labels and len(s_labels) == 23_570
+    assert _left_in(system_tmp) == []
+
+
+def test_rfm_and_segments_stages_on_spark_publish_the_inline_rows(system_tmp, tmp_path):
+    """Five Spark jobs (the RFM job and its as-of pass, two threshold passes, the scoring
+    pass) write the published parts themselves: the same set of rows as inline, the
+    same summary, and the counts from the tasks' counters."""
+    from models.rfm_stage import run_rfm_stage
+    from models.segments_stage import run_segments_stage
+    from models.synthetic import generate
+
+    log = tmp_path / "tx.csv"
+    generate(str(log), customers=150, seed=3)
+    found = {}
+    for runner, conf in (("spark", [MRJOB_CONF]), ("inline", [])):
+        rfm, seg = tmp_path / f"rfm-{runner}", tmp_path / f"seg-{runner}"
+        jobs = {"runner": runner, "conf_paths": conf}
+        manifest = run_rfm_stage([str(log)], str(rfm), schema=PRESETS["canonical"], **jobs)
+        summary, seg_manifest = run_segments_stage(str(rfm), str(seg), **jobs)
+        lines = {
+            name: sorted(x for p in d.glob("part-*") for x in p.read_text().splitlines())
+            for name, d in (("rfm", rfm), ("seg", seg))
+        }
+        found[runner] = (manifest, summary, seg_manifest, lines)
+    (s_m, s_sum, s_seg, s_lines), (i_m, i_sum, i_seg, i_lines) = found["spark"], found["inline"]
+    assert s_lines == i_lines and len(s_lines["rfm"]) == s_m["details"]["customers"] > 100
+    assert s_m["lines"] == i_m["lines"] and s_m["details"]["as_of"] == i_m["details"]["as_of"]
+    assert s_sum.equals(i_sum) and s_seg["rows_written"] == i_seg["rows_written"]
     assert _left_in(system_tmp) == []
 
 
