@@ -50,6 +50,7 @@ from models.inputs import describe_inputs, local_inputs
 from models.itemsets_stage import derive_rules, find_frequent_itemsets, parse_min_confidence
 from models.job_runner import run_job
 from models.manifest import Stopwatch, build_manifest
+from models.outputs import csv_from_parts
 from models.recommend import item_recommendations, recommend_for_customers
 from models.rfm_stage import write_json_parts
 from mr_jobs.cooccurrence import (
@@ -502,13 +503,14 @@ def _publish_recommendations(
     with Publication(fs, out, overwrite=overwrite) as publication:
         by_item = item_recommendations(rules, top_n=top_n, rank_by=rank_by)
         say(f"item to item: {len({r['item'] for r in by_item}):,} items with recommendations")
-        customers, details = [], {"customers": None, "with_recommendations": 0}
+        details = {"customers": None, "with_recommendations": 0}
+        written = 0
         if not by_item:
             details["skipped"] = "no rule with lift > 1 to recommend from"
             say("no rule with lift > 1: nothing to recommend")
         elif schema.has("customer_id"):
             say("per customer: items not bought yet, scored from the customer's history")
-            customers, details = recommend_for_customers(
+            _rows, details = recommend_for_customers(
                 input_paths,
                 rules,
                 schema=schema,
@@ -517,14 +519,17 @@ def _publish_recommendations(
                 conf_paths=conf_paths,
                 extra_args=extra_args,
                 progress=say,
+                publication=publication,
             )
             _check_same_lines("recommendations", details["lines"], lines)
+            written = details.pop("rows_written")
             details = {k: v for k, v in details.items() if k != "lines"}
         else:
             details["skipped"] = "the input has no customer column"
             say("no customer column: no per-customer recommendations")
-        written = write_json_parts(publication, customers)
-        publication.write_file("customers.csv", _csv(CUSTOMER_COLUMNS, _flat_customers(customers)))
+        if written == 0:
+            publication.write_part(0, [])
+        csv_from_parts(publication, "customers.csv", CUSTOMER_COLUMNS, explode=_flat_customers)
         publication.write_file("item_to_item.jsonl", _jsonl(by_item))
         publication.write_file("item_to_item.csv", _csv(ITEM_TO_ITEM_COLUMNS, by_item))
         details["item_to_item_rows"] = len(by_item)
@@ -559,17 +564,17 @@ def _check_int(name, value, least, alternative=""):
         raise ValueError(f"{name}={value!r} should be {rule}")
 
 
-def _flat_customers(rows):
-    for row in rows:
-        for rank, rec in enumerate(row["recommendations"], 1):
-            yield {
-                "customer_id": row["customer_id"],
-                "history_items": row["history_items"],
-                "rank": rank,
-                "item": rec["item"],
-                "score": rec["score"],
-                "because": rec["because"],
-            }
+def _flat_customers(row):
+    """The CSV rows of one customer's recommendations, one per recommendation."""
+    for rank, rec in enumerate(row["recommendations"], 1):
+        yield {
+            "customer_id": row["customer_id"],
+            "history_items": row["history_items"],
+            "rank": rank,
+            "item": rec["item"],
+            "score": rec["score"],
+            "because": rec["because"],
+        }
 
 
 def _check_same_lines(what, theirs, ours):

@@ -8,9 +8,10 @@ that CSV: the driver holds one row at a time, whatever the number of customers.
 
 import csv
 import io
+import json
 import posixpath
 
-from mr_jobs.protocols import dumps, loads
+from mr_jobs.protocols import loads
 
 __all__ = ["csv_from_parts", "csv_text", "staged_parts"]
 
@@ -23,12 +24,13 @@ def staged_parts(publication):
 
 
 def csv_text(value):
-    """A JSON value as pandas' ``to_csv`` writes it: ``None`` empty, bools ``True`` and
-    ``False``, numbers by ``repr``, lists and objects as compact JSON."""
+    """A JSON value as a CSV cell, as pandas' ``to_csv`` writes it: ``None`` empty, bools
+    ``True`` and ``False``, numbers by ``repr``; lists and objects as JSON
+    (``json.dumps``' default separators, UTF-8 characters kept)."""
     if value is None:
         return ""
-    if isinstance(value, (list, dict)):
-        return dumps(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
     return str(value)
 
 
@@ -41,7 +43,7 @@ def _rows(fs, paths):
                     yield loads(raw)
 
 
-def csv_from_parts(publication, name, columns, *, convert=None):
+def csv_from_parts(publication, name, columns, *, convert=None, explode=None):
     """Write ``name`` (a CSV with a header) from the JSON rows of the staged parts.
 
     Parameters
@@ -56,6 +58,9 @@ def csv_from_parts(publication, name, columns, *, convert=None):
     convert : callable, optional
         ``row -> row`` applied to each decoded row before it is written (e.g. to render a
         list column as text).
+    explode : callable, optional
+        ``row -> iterable of rows``: each part row becomes these CSV rows (e.g. one per
+        recommendation), after ``convert``.
 
     Returns
     -------
@@ -76,10 +81,12 @@ def csv_from_parts(publication, name, columns, *, convert=None):
                 row = convert(row)
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow([csv_text(row.get(c)) for c in columns])
-            count[0] += 1
-            yield buffer.getvalue()
+            for out in explode(row) if explode is not None else (row,):
+                writer.writerow([csv_text(out.get(c)) for c in columns])
+                count[0] += 1
+            if buffer.tell():
+                yield buffer.getvalue()
 
     path = posixpath.join(publication.staging_path, name)
-    fs.write_lines(path, (line.rstrip("\n") for line in lines()))
+    fs.write_lines(path, (line for chunk in lines() for line in chunk[:-1].split("\n")))
     return count[0]

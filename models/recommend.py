@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 
-from models.job_runner import run_job
+from models.job_runner import run_job, run_job_into
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.recommendations import COUNTER_GROUP_CUSTOMERS, MRCustomerRecommendations
 
@@ -245,6 +245,7 @@ def recommend_for_customers(
     conf_paths=None,
     extra_args=(),
     progress=None,
+    publication=None,
 ):
     """Recommend items to every customer from their history and pairwise rules.
 
@@ -270,13 +271,18 @@ def recommend_for_customers(
         More job options (e.g. ``["--num-cores", "2"]``).
     progress : callable, optional
         Called with a message at each stage.
+    publication : hdfs_io.Publication, optional
+        When given, the job's tasks write the rows as the publication's ``part-*`` files
+        (:func:`models.job_runner.run_job_into`) and none is read by the driver: the
+        rows returned are None, and ``details["rows_written"]`` is the tasks' count.
 
     Returns
     -------
-    (list of dict, dict)
+    (list of dict or None, dict)
         The rows ``{"customer_id", "history_items", "recommendations": [{"item",
         "score", "because"}, ...]}`` of the customers with at least one recommendation,
-        sorted by customer id; and details: ``customers`` (with an accepted line),
+        sorted by customer id (None with ``publication``); and details: ``customers``
+        (with an accepted line),
         ``with_recommendations``, ``capped``, ``neighbors_items`` (items in the table),
         ``lines`` (the run's line accounting) and ``seconds`` (the run's wall time).
 
@@ -309,21 +315,22 @@ def recommend_for_customers(
         neighbors_path = os.path.join(tmp_dir, "neighbors.jsonl")
         neighbors_items = write_neighbors(rules, neighbors_path)
         say(f"item-to-item table: {neighbors_items:,} items with a positive association")
-        with run_job(
-            MRCustomerRecommendations,
-            input_paths,
-            [*args, "--neighbors", neighbors_path],
-            runner=runner,
-            conf_paths=conf_paths,
-            progress=progress,
-        ) as run:
-            rows = list(run.rows())
+        job = (MRCustomerRecommendations, input_paths, [*args, "--neighbors", neighbors_path])
+        jobs = {"runner": runner, "conf_paths": conf_paths, "progress": progress}
+        running = (
+            run_job(*job, **jobs)
+            if publication is None
+            else run_job_into(publication, *job, **jobs)
+        )
+        with running as run:
+            rows = None if publication is not None else sorted(run.rows(), key=_customer_id)
+            written = run.output_rows
             counters = run.counters[0].get(COUNTER_GROUP_CUSTOMERS, {}) if run.counters else {}
             lines, seconds = run.lines, run.seconds
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    rows.sort(key=lambda r: r["customer_id"])
     details = {
+        "rows_written": written,
         "customers": counters.get("customers", 0),
         "with_recommendations": counters.get("with_recommendations", 0),
         "capped": counters.get("capped", 0),
@@ -332,3 +339,7 @@ def recommend_for_customers(
         "seconds": round(seconds, 3),
     }
     return rows, details
+
+
+def _customer_id(row):
+    return row["customer_id"]

@@ -340,6 +340,7 @@ class MRCustomerRecommendations(OrderLineJob):
         group = COUNTER_GROUP_CUSTOMERS
         self.increment_counter(group, "customers", self._customers)
         self.increment_counter(group, "with_recommendations", self._with_recommendations)
+        self.count_output(self._with_recommendations)
         if self._capped:
             self.increment_counter(group, "capped", self._capped)
 
