@@ -96,7 +96,12 @@ from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_text, staged_parts
 from models.rfm_stage import run_rfm_stage
-from mr_jobs.churn_rules import drivers_text, quantile_from_order_statistics, quantile_ranks
+from mr_jobs.churn_rules import (
+    DEFAULT_MAX_TRAIN,
+    drivers_text,
+    quantile_from_order_statistics,
+    quantile_ranks,
+)
 from mr_jobs.churn_scores import COUNTER_GROUP_TIERS, MRChurnScores
 from mr_jobs.order_statistics import MROrderStatistics
 from mr_jobs.rfm import RFM_COLUMNS
@@ -126,7 +131,6 @@ EARLY_WARNING_JSONL = "early_warning.jsonl"
 METRICS_JSON = "metrics.json"
 MODEL_FILE = "model.skops"
 #: Fit on at most this many labelled customers by default.
-DEFAULT_MAX_TRAIN = 500_000
 #: The columns of a published score row (``drivers`` after them when listed).
 SCORE_COLUMNS = (
     "customer_id",

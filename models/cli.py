@@ -295,10 +295,24 @@ def _add_churn_args(p, prefix):
         default=0,
         help="seed of the split, the folds and the tree ensemble (default: 0)",
     )
+    from mr_jobs.churn_rules import DEFAULT_MAX_TRAIN
+
+    p.add_argument(
+        f"--{prefix}max-train",
+        dest="churn_max_train",
+        type=int,
+        default=DEFAULT_MAX_TRAIN,
+        help="fit on at most this many labelled customers, a seeded sample by a hash of the "
+        f"id (default: {DEFAULT_MAX_TRAIN:,})",
+    )
 
 
 def _churn_options(args):
-    options = {"horizon_days": args.churn_horizon_days, "seed": args.churn_seed}
+    options = {
+        "horizon_days": args.churn_horizon_days,
+        "seed": args.churn_seed,
+        "churn_max_train": args.churn_max_train,
+    }
     if args.churn_cutoff is not None:
         options["cutoff"] = args.churn_cutoff
     return options

@@ -279,8 +279,7 @@ def _check_options(as_of, kmeans_options, churn_options):
     if as_of is not None:
         parse_as_of(as_of)
     check_kmeans(**(kmeans_options or {}))
-    churn = {k: v for k, v in (churn_options or {}).items() if k != "current_rows"}
-    check_churn(as_of=as_of, **churn)
+    check_churn(as_of=as_of, **(churn_options or {}))
 
 
 # -- the run record --------------------------------------------------------------------------

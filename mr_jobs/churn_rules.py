@@ -15,7 +15,11 @@ so that the early-warning threshold needs no column of values in the driver.
 import json
 import math
 
+#: The most labelled customers the churn model is fitted on (a seeded sample beyond).
+DEFAULT_MAX_TRAIN = 500_000
+
 __all__ = [
+    "DEFAULT_MAX_TRAIN",
     "DEFAULT_TIERS",
     "MIN_EFFECT",
     "MODEL_FEATURES",
