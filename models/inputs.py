@@ -221,7 +221,7 @@ def local_inputs(paths, runner, progress=None):
             if isinstance(fs, LocalFileSystem):
                 staged += data_files(fs, p) if fs.status(p)["type"] == "DIRECTORY" else [p]
             else:
-                staged.append(_copy_remote(fs, p, _private_dir(tmp_dir), index, runner, progress))
+                staged += _copy_remote(fs, p, _private_dir(tmp_dir), index, runner, progress)
         if not staged:
             empty = os.path.join(_private_dir(tmp_dir), "empty")
             open(empty, "wb").close()
@@ -239,19 +239,21 @@ def _private_dir(made):
 
 
 def _copy_remote(fs, p, tmp_dir, index, runner, progress):
-    """Copy one remote input's data files into ``tmp_dir``; return the local directory."""
+    """Copy one remote input's data files into ``tmp_dir``; return the local files (so a
+    later :func:`expand_parts` sees files, not a directory without ``part-*`` names)."""
     target = os.path.join(tmp_dir, f"input-{index:03d}")
     files = data_files(fs, p) if fs.status(p)["type"] == "DIRECTORY" else [p]
     os.makedirs(target)
-    copied = 0
+    copied, locals_ = 0, []
     for n, f in enumerate(files):
         local = os.path.join(target, f"{n:05d}-{os.path.basename(f)}")
         with fs.open_read(f) as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         copied += os.path.getsize(local)
+        locals_.append(local)
     if progress:
         progress(
             f"copied {fs.uri(p)} ({len(files)} file(s), {copied:,} bytes) to a local "
             f"temporary directory: the {runner} runner reads local files only"
         )
-    return target
+    return locals_
