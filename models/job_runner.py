@@ -277,6 +277,9 @@ def run_job(
 #: before their parts move up into the publication (hidden from Hadoop's input readers).
 TASK_OUTPUT_NAME = "_task-output"
 
+#: The Hadoop option of the text between a key and its value in an output line.
+TEXT_OUTPUT_SEPARATOR = "mapreduce.output.textoutputformat.separator"
+
 _WRITES_LOCAL = ("inline", "local", "spark")
 _WRITES_HDFS = ("hadoop", "emr", "spark")
 
@@ -326,7 +329,12 @@ def run_job_into(publication, job_cls, input_paths, args=(), **kwargs):
     JobRun
         With ``published_parts``: the part names now in the publication, sorted.
     """
-    target = task_output_dir(publication, kwargs.get("runner", "inline"))
+    runner = kwargs.get("runner", "inline")
+    target = task_output_dir(publication, runner)
+    if runner in ("hadoop", "emr"):
+        # Hadoop's TextOutputFormat writes "key<TAB>value": a streaming line without a tab
+        # is a key with an empty value, so every published line would end in a tab
+        args = [*args, "--jobconf", f"{TEXT_OUTPUT_SEPARATOR}="]
     with run_job(job_cls, input_paths, args, output_dir=target, **kwargs) as run:
         if target is not None:
             run.published_parts = _adopt_parts(publication, target)
