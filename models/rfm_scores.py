@@ -61,7 +61,7 @@ fall through by recency to ``need_attention`` (R = 3), ``hibernating`` (R = 2) o
 import numpy as np
 import pandas as pd
 
-from mr_jobs.segment_rules import SEGMENT_RULES, SEGMENTS
+from mr_jobs.segment_rules import SCORE_COLUMNS, SEGMENT_RULES, SEGMENTS
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -78,16 +78,7 @@ __all__ = [
 REQUIRED_COLUMNS = ("recency_days", "orders", "total_value")
 
 #: Columns :func:`score_customers` adds (replacing any of the same name), in this order.
-OUTPUT_COLUMNS = (
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_cell",
-    "rfm_sum",
-    "value_tier",
-    "single_purchase",
-    "segment",
-)
+OUTPUT_COLUMNS = SCORE_COLUMNS
 
 _OPERATORS = {">=": np.greater_equal, "<=": np.less_equal, "==": np.equal}
 _SHORT_NAMES = {"r_score": "R", "f_score": "F", "m_score": "M"}

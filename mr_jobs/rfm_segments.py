@@ -26,7 +26,7 @@ from mrjob.protocol import BytesValueProtocol
 
 from mr_jobs.base import CrmJob
 from mr_jobs.protocols import CompactJSONValueProtocol, loads
-from mr_jobs.segment_rules import score, segment_of, value_tier
+from mr_jobs.segment_rules import SCORE_COLUMNS, score, segment_of, value_tier
 
 __all__ = [
     "COUNTER_GROUP_INVALID",
@@ -39,17 +39,6 @@ __all__ = [
 COUNTER_GROUP_SEGMENTS = "crm.segments"
 COUNTER_GROUP_INVALID = "crm.rfm_invalid"
 
-#: Columns the job appends to each row, in this order.
-SCORE_COLUMNS = (
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_cell",
-    "rfm_sum",
-    "value_tier",
-    "single_purchase",
-    "segment",
-)
 
 _STATS = ("customers", "recency_days", "orders", "total_value_micros")
 _MICRO = 1_000_000

@@ -7,6 +7,7 @@ the tasks, which have only Python and mrjob. The rules and the scores are descri
 """
 
 __all__ = [
+    "SCORE_COLUMNS",
     "SEGMENT_RULES",
     "SEGMENTS",
     "TIERS",
@@ -71,6 +72,18 @@ SEGMENT_RULES = (
 
 #: Segment names in precedence order.
 SEGMENTS = tuple(name for name, _description, _predicate in SEGMENT_RULES)
+
+#: The columns a scored row gets, in this order (the frame's and the map-only job's).
+SCORE_COLUMNS = (
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_cell",
+    "rfm_sum",
+    "value_tier",
+    "single_purchase",
+    "segment",
+)
 
 #: The value tiers, from the M score: ``high`` (M >= 4), ``mid`` (2-3), ``low`` (1).
 TIERS = ("high", "mid", "low")
