@@ -277,8 +277,13 @@ def run_job(
 #: before their parts move up into the publication (hidden from Hadoop's input readers).
 TASK_OUTPUT_NAME = "_task-output"
 
-#: The Hadoop option of the text between a key and its value in an output line.
-TEXT_OUTPUT_SEPARATOR = "mapreduce.output.textoutputformat.separator"
+#: Hadoop Streaming's output reader that takes each line the task prints as a key with
+#: no value (``NullWritable``): TextOutputFormat then writes the line as it is. The
+#: default reader splits at the first tab, and a line without one becomes a key with an
+#: empty value, written with a trailing tab. (An empty
+#: ``mapreduce.output.textoutputformat.separator`` does not help: Hadoop drops
+#: ``-D name=`` options whose value is empty.)
+WHOLE_LINE_READER = "keyonlytext"
 
 _WRITES_LOCAL = ("inline", "local", "spark")
 _WRITES_HDFS = ("hadoop", "emr", "spark")
@@ -332,15 +337,30 @@ def run_job_into(publication, job_cls, input_paths, args=(), **kwargs):
     runner = kwargs.get("runner", "inline")
     target = task_output_dir(publication, runner)
     if runner in ("hadoop", "emr"):
-        # Hadoop's TextOutputFormat writes "key<TAB>value": a streaming line without a tab
-        # is a key with an empty value, so every published line would end in a tab
-        args = [*args, "--jobconf", f"{TEXT_OUTPUT_SEPARATOR}="]
+        args = [*args, *_whole_line_output_args(job_cls, args)]
     with run_job(job_cls, input_paths, args, output_dir=target, **kwargs) as run:
         if target is not None:
             run.published_parts = _adopt_parts(publication, target)
         else:
             run.published_parts = _copy_parts(publication, run)
         yield run
+
+
+def _whole_line_output_args(job_cls, args):
+    """Job options that make Hadoop write the last step's output lines unchanged
+    (:data:`WHOLE_LINE_READER`): for its reducer, or for the mapper of a map-only job."""
+    steps = job_cls(args=list(args)).steps()
+    last = steps[-1].description(len(steps) - 1)
+    if "reducer" in last:
+        stream = "stream.reduce.output"
+    elif len(steps) == 1:
+        stream = "stream.map.output"
+    else:  # the mapper option would also change the shuffle of the earlier steps
+        raise ValueError(
+            f"{job_cls.__name__}: a map-only last step after other steps cannot publish "
+            "its lines unchanged on Hadoop; give it a reducer or run it as its own job"
+        )
+    return ["--jobconf", f"{stream}={WHOLE_LINE_READER}"]
 
 
 def _is_part(name):
