@@ -96,6 +96,7 @@ from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_text, staged_parts
 from models.rfm_stage import run_rfm_stage
+from models.stages.churn import DEFAULT_HORIZON_DAYS
 from mr_jobs.churn_rules import (
     DEFAULT_MAX_TRAIN,
     drivers_text,
@@ -122,7 +123,6 @@ __all__ = [
     "run_churn_stage",
 ]
 
-DEFAULT_HORIZON_DAYS = 90
 #: The longest horizon accepted: ten years.
 MAX_HORIZON_DAYS = 3650
 SCORES_CSV = "scores.csv"

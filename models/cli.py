@@ -26,16 +26,15 @@ A ``ValueError`` (or a missing input) counts as bad arguments when no job was la
 
 import argparse
 import logging
-import os
 import sys
 
 from hdfs_io import PathExists, PathNotFound, StorageError, UnsafePathError, redact_uri
 from hdfs_io.paths import check_disjoint
 from models.job_runner import RUNNERS, AccountingError, jobs_started
 from models.progress import Reporter
+from models.stages import REGISTRY
 from mr_jobs.job_options import add_input_schema_args
 from mr_jobs.records import PRESETS, SchemaError
-from mr_jobs.sales import MAX_PERIODS
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -75,247 +74,18 @@ def _add_rfm_args(p):
     )
 
 
-def _add_basket_args(p):
-    from models.baskets_stage import DEFAULTS
+def _add_stage_args(p, name, *, in_run=False):
+    """The options of stage ``name``, declared once by the stage (:mod:`models.stages`)."""
+    from models.stages import by_name
 
-    p.add_argument(
-        "--min-support",
-        default=DEFAULTS["min_support"],
-        help="least share of baskets holding a frequent item, pair or itemset "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--min-confidence",
-        default=DEFAULTS["min_confidence"],
-        help="least confidence of a rule; never changes what is frequent (default: %(default)s)",
-    )
-    p.add_argument(
-        "--min-count",
-        type=int,
-        default=DEFAULTS["min_count"],
-        help="least number of baskets holding a frequent item or pair (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-basket-items",
-        type=int,
-        default=DEFAULTS["max_basket_items"],
-        help="baskets with more distinct items are left out and counted (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-itemset-size",
-        type=int,
-        default=DEFAULTS["max_itemset_size"],
-        help="largest frequent itemset mined; 0 for no limit (default: %(default)s)",
-    )
-    p.add_argument(
-        "--no-itemsets",
-        action="store_true",
-        help="pairs only: skip the frequent itemsets of size 3 and more (two SON runs)",
-    )
-    p.add_argument(
-        "--top-n",
-        type=int,
-        default=DEFAULTS["top_n"],
-        help="recommendations per item and per customer (default: %(default)s)",
-    )
-    p.add_argument(
-        "--rank-by",
-        choices=["lift", "confidence", "leverage"],
-        default=DEFAULTS["rank_by"],
-        help="how items recommended with an item are ranked (default: %(default)s)",
-    )
+    by_name(name).add_options(p, in_run=in_run)
 
 
-def _basket_options(args):
-    return {
-        "min_support": args.min_support,
-        "min_confidence": args.min_confidence,
-        "min_count": args.min_count,
-        "max_basket_items": args.max_basket_items,
-        "itemsets": not args.no_itemsets,
-        "max_itemset_size": args.max_itemset_size or None,
-        "top_n": args.top_n,
-        "rank_by": args.rank_by,
-    }
+def _stage_options(args, name):
+    """The keyword arguments of stage ``name``'s runner from the parsed ``args``."""
+    from models.stages import by_name
 
-
-def _add_kmeans_args(p, seed_flag):
-    from models.kmeans_stage import DEFAULTS
-
-    p.add_argument(
-        "--k",
-        default=DEFAULTS["k"],
-        help="number of segments: an int, a range like 4-8 or a list like 4,6,8; with "
-        "several, the best silhouette picks one (default: %(default)s)",
-    )
-    p.add_argument(
-        "--features",
-        default=DEFAULTS["features"],
-        help="comma-separated customer features (recency, frequency, monetary, order_value, "
-        "tenure, order_rate, basket_size, line_value, units_per_line; see the README) "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        seed_flag,
-        dest="kmeans_seed",
-        type=int,
-        default=DEFAULTS["seed"],
-        help="seed of the sample and of k-means++ (default: %(default)s)",
-    )
-    p.add_argument(
-        "--tol",
-        type=float,
-        default=DEFAULTS["tol"],
-        help="stop when the squared centre shift <= tol x mean feature variance "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-iter",
-        type=int,
-        default=DEFAULTS["max_iter"],
-        help="most Lloyd iterations (MapReduce runs) per k (default: %(default)s)",
-    )
-    p.add_argument(
-        "--n-init",
-        type=int,
-        default=DEFAULTS["n_init"],
-        help="k-means++ seedings tried on the sample (default: %(default)s)",
-    )
-    p.add_argument(
-        "--sample-size",
-        type=int,
-        default=DEFAULTS["sample_size"],
-        help="customers in the uniform sample for seeding and silhouettes (default: %(default)s)",
-    )
-
-
-def _kmeans_options(args):
-    return {
-        "k": args.k,
-        "features": args.features,
-        "seed": args.kmeans_seed,
-        "tol": args.tol,
-        "max_iter": args.max_iter,
-        "n_init": args.n_init,
-        "sample_size": args.sample_size,
-    }
-
-
-def _add_sales_args(p, period_flag, top_n_flag, max_periods_flag):
-    p.add_argument(
-        period_flag,
-        dest="sales_period",
-        choices=["D", "W"],
-        default="W",
-        help="sales series period: D (day) or W (Monday-Sunday week) (default: W)",
-    )
-    p.add_argument(
-        top_n_flag,
-        dest="sales_top_n",
-        type=int,
-        default=20,
-        help="items with a sales series of their own; the rest make __other__ (default: 20)",
-    )
-    p.add_argument(
-        max_periods_flag,
-        dest="sales_max_periods",
-        type=int,
-        default=MAX_PERIODS,
-        help=(
-            "the most periods a sales series may span; a longer span is refused "
-            f"(default: {MAX_PERIODS:,})"
-        ),
-    )
-
-
-def _sales_options(args):
-    return {
-        "period": args.sales_period,
-        "top_n": args.sales_top_n,
-        "max_periods": args.sales_max_periods,
-    }
-
-
-def _add_forecast_args(p, prefix):
-    p.add_argument(
-        "--horizon",
-        type=int,
-        help="periods to forecast (default: 28 days or 8 weeks, as the sales period)",
-    )
-    p.add_argument(
-        f"--{prefix}value",
-        dest="forecast_value",
-        choices=["revenue", "quantity", "orders", "customers"],
-        default="revenue",
-        help="the measure forecast (default: revenue)",
-    )
-    p.add_argument(
-        f"--{prefix}backtest",
-        dest="backtest_periods",
-        type=int,
-        help="periods held out for the backtest, 0 for none (default: 28 days or 8 weeks)",
-    )
-    p.add_argument(
-        f"--{prefix}processes",
-        dest="forecast_processes",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="worker processes fitting the series (default: %(default)s)",
-    )
-
-
-def _forecast_options(args):
-    options = {"value": args.forecast_value, "processes": args.forecast_processes}
-    if args.horizon is not None:
-        options["horizon"] = args.horizon
-    if args.backtest_periods is not None:
-        options["backtest_periods"] = args.backtest_periods
-    return options
-
-
-def _add_churn_args(p, prefix):
-    p.add_argument(
-        f"--{prefix}horizon-days",
-        dest="churn_horizon_days",
-        type=int,
-        default=90,
-        help="churned = no purchase within this many days after the cutoff; at most 3,650 "
-        "(default: 90)",
-    )
-    p.add_argument(
-        f"--{prefix}cutoff",
-        dest="churn_cutoff",
-        metavar="YYYY-MM-DD",
-        help="training cutoff (default: the latest purchase date minus the horizon)",
-    )
-    p.add_argument(
-        f"--{prefix}seed",
-        dest="churn_seed",
-        type=int,
-        default=0,
-        help="seed of the split, the folds and the tree ensemble (default: 0)",
-    )
-    from mr_jobs.churn_rules import DEFAULT_MAX_TRAIN
-
-    p.add_argument(
-        f"--{prefix}max-train",
-        dest="churn_max_train",
-        type=int,
-        default=DEFAULT_MAX_TRAIN,
-        help="fit on at most this many labelled customers, a seeded sample by a hash of the "
-        f"id (default: {DEFAULT_MAX_TRAIN:,})",
-    )
-
-
-def _churn_options(args):
-    options = {
-        "horizon_days": args.churn_horizon_days,
-        "seed": args.churn_seed,
-        "churn_max_train": args.churn_max_train,
-    }
-    if args.churn_cutoff is not None:
-        options["cutoff"] = args.churn_cutoff
-    return options
+    return by_name(name).options_from_args(args)
 
 
 def build_parser():
@@ -389,7 +159,7 @@ def build_parser():
     b.add_argument("--as-of", help="YYYY-MM-DD: leave out the order lines after it (default: none)")
     _add_runner_args(b)
     add_input_schema_args(b.add_argument)
-    _add_basket_args(b)
+    _add_stage_args(b, "baskets")
 
     s = sub.add_parser(
         "segments", help="customer segments by distributed K-Means over the RFM rows"
@@ -403,7 +173,7 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="directory to publish segments to")
     s.add_argument("--overwrite", action="store_true")
     _add_runner_args(s)
-    _add_kmeans_args(s, "--seed")
+    _add_stage_args(s, "segments")
 
     sa = sub.add_parser("sales", help="sales series per day or week, total and top-N items")
     sa.add_argument("inputs", nargs="+", help="order-line files or directories")
@@ -412,7 +182,7 @@ def build_parser():
     sa.add_argument("--as-of", help="YYYY-MM-DD: leave out the lines after it (default: none)")
     _add_runner_args(sa)
     add_input_schema_args(sa.add_argument)
-    _add_sales_args(sa, "--period", "--top-n", "--max-periods")
+    _add_stage_args(sa, "sales")
 
     f = sub.add_parser("forecast", help="ARIMA forecasts and backtests of published sales series")
     f.add_argument("sales", help="the output directory of `crm-mr sales` (local or hdfs://)")
@@ -424,7 +194,7 @@ def build_parser():
         metavar=("FIRST_DAY", "LAST_DAY"),
         help="the log's first and last days: a partial first or last week is not fitted",
     )
-    _add_forecast_args(f, "")
+    _add_stage_args(f, "forecasts")
 
     c = sub.add_parser("churn", help="train a churn model, score every customer, early warning")
     c.add_argument("inputs", nargs="+", help="order-line files or directories")
@@ -433,7 +203,7 @@ def build_parser():
     c.add_argument("--as-of", help="score customers as of YYYY-MM-DD (default: latest purchase)")
     _add_runner_args(c)
     add_input_schema_args(c.add_argument)
-    _add_churn_args(c, "")
+    _add_stage_args(c, "churn")
 
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
@@ -458,11 +228,8 @@ def build_parser():
     _add_runner_args(run)
     add_input_schema_args(run.add_argument)
     _add_rfm_args(run)
-    _add_basket_args(run)
-    _add_kmeans_args(run, "--kmeans-seed")
-    _add_sales_args(run, "--sales-period", "--sales-top-n", "--sales-max-periods")
-    _add_forecast_args(run, "forecast-")
-    _add_churn_args(run, "churn-")
+    for stage in REGISTRY:
+        stage.add_options(run, in_run=True)
     return parser
 
 
@@ -559,7 +326,7 @@ def _cmd_baskets(args, reporter):
         overwrite=args.overwrite,
         conf_paths=_conf_paths(args),
         reporter=reporter,
-        **_basket_options(args),
+        **_stage_options(args, "baskets"),
     )
 
 
@@ -574,7 +341,7 @@ def _cmd_segments(args, reporter):
         conf_paths=_conf_paths(args),
         overwrite=args.overwrite,
         reporter=reporter,
-        **_kmeans_options(args),
+        **_stage_options(args, "segments"),
     )
 
 
@@ -591,7 +358,7 @@ def _cmd_sales(args, reporter):
         conf_paths=_conf_paths(args),
         overwrite=args.overwrite,
         reporter=reporter,
-        **_sales_options(args),
+        **_stage_options(args, "sales"),
     )
 
 
@@ -608,7 +375,7 @@ def _cmd_forecast(args, reporter):
         source=args.sales,
         overwrite=args.overwrite,
         reporter=reporter,
-        **_forecast_options(args),
+        **_stage_options(args, "forecasts"),
     )
 
 
@@ -625,7 +392,7 @@ def _cmd_churn(args, reporter):
         conf_paths=_conf_paths(args),
         overwrite=args.overwrite,
         reporter=reporter,
-        **_churn_options(args),
+        **_stage_options(args, "churn"),
     )
 
 
@@ -647,12 +414,10 @@ def _cmd_run(args, reporter):
         overwrite=args.overwrite,
         resume=args.resume,
         conf_paths=_conf_paths(args),
-        generate_options=generate_options,
-        basket_options=_basket_options(args),
-        kmeans_options=_kmeans_options(args),
-        sales_options=_sales_options(args),
-        forecast_options=_forecast_options(args),
-        churn_options=_churn_options(args),
+        stage_options={
+            "generate": generate_options,
+            **{s.options_key: s.options_from_args(args) for s in REGISTRY if s.options},
+        },
         reporter=reporter,
     )
 

@@ -70,6 +70,7 @@ from hdfs_io import (
 from models.forecast import DEFAULT_BACKTEST, ForecastResult, forecast_series
 from models.manifest import Stopwatch, build_manifest
 from models.rfm_stage import write_json_parts
+from models.stages.forecasts import DEFAULT_PROCESSES
 
 __all__ = [
     "DEFAULT_HORIZON",
@@ -288,7 +289,7 @@ def run_forecast_stage(
     horizon=None,
     value="revenue",
     backtest_periods=None,
-    processes=1,
+    processes=DEFAULT_PROCESSES,
     data_span=None,
     source=None,
     overwrite=False,

@@ -54,7 +54,6 @@ results of a kept stage that later stages need (the RFM rows, the scored custome
 sales series) are read back from its published output.
 """
 
-import datetime
 import json
 import os
 
@@ -62,32 +61,20 @@ from hdfs_io import (
     LocalFileSystem,
     check_can_publish,
     get_filesystem,
-    is_published,
     join,
-    read_manifest,
     redact_secrets,
     write_file_atomically,
 )
 from hdfs_io.paths import check_disjoint
 from models.manifest import Stopwatch, redact, versions
-from models.rfm_stage import run_rfm_stage
-from models.segments_stage import run_segments_stage
+from models.stages import REGISTRY, RunContext, published, skipped_entry
 from mr_jobs.records import parse_as_of
 
 __all__ = ["run_pipeline", "ResumeError", "STAGES", "DEFAULT_OUTPUT_ROOT", "RUN_RECORD"]
 
 DEFAULT_OUTPUT_ROOT = "crm-output"
-STAGES = (
-    "data",
-    "rfm",
-    "rfm_segments",
-    "baskets",
-    "recommendations",
-    "segments",
-    "sales",
-    "forecasts",
-    "churn",
-)
+#: Every directory a run publishes under its root, in run order (:data:`models.stages.REGISTRY`).
+STAGES = published()
 PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
 RUN_RECORD = "_pipeline.json"
@@ -109,15 +96,10 @@ def run_pipeline(
     overwrite=False,
     resume=False,
     conf_paths=None,
-    generate_options=None,
-    basket_options=None,
-    kmeans_options=None,
-    sales_options=None,
-    forecast_options=None,
-    churn_options=None,
+    stage_options=None,
     reporter=None,
 ):
-    """Run every stage and publish the results under ``output_root``.
+    """Run every stage of :data:`models.stages.REGISTRY` and publish under ``output_root``.
 
     Parameters
     ----------
@@ -134,23 +116,11 @@ def run_pipeline(
     resume : bool
         Skip the stages the previous run with the same parameters completed (see the
         module docstring).
-    generate_options : dict, optional
-        Keyword arguments for :func:`models.synthetic.generate` (customers, lines, seed).
-    basket_options : dict, optional
-        Keyword arguments for :func:`models.baskets_stage.run_baskets_stage`
-        (``min_support``, ``min_confidence``, ``top_n``, ...).
-    kmeans_options : dict, optional
-        Keyword arguments for :func:`models.kmeans_stage.run_kmeans_stage` (``k``,
-        ``features``, ``seed``, ...).
-    sales_options : dict, optional
-        Keyword arguments for :func:`models.sales_stage.run_sales_stage` (``period``,
-        ``top_n``).
-    forecast_options : dict, optional
-        Keyword arguments for :func:`models.forecast_stage.run_forecast_stage`
-        (``horizon``, ``value``, ``processes``, ...).
-    churn_options : dict, optional
-        Keyword arguments for :func:`models.churn_stage.run_churn_stage`
-        (``horizon_days``, ``cutoff``, ``seed``, ...).
+    stage_options : dict, optional
+        Keyword arguments of each stage's runner by its ``options_key``: ``generate``
+        (:func:`models.synthetic.generate`: customers, lines, seed), ``baskets``,
+        ``segments`` (K-Means), ``sales``, ``forecasts``, ``churn``; their options and
+        defaults are declared by the stages (:mod:`models.stages`).
     reporter : models.progress.Reporter, optional
 
     Returns
@@ -166,14 +136,33 @@ def run_pipeline(
         Before any stage runs, when a result exists and ``overwrite`` is not set.
     hdfs_io.paths.OverlappingPathsError
         Before any stage runs, when an input is, contains or lies inside a stage's output.
+    ValueError
+        Before any stage runs, naming a bad option of any stage.
     """
     fs, root = get_filesystem(output_root)
-    paths = {stage: join(root, stage) for stage in STAGES}
+    paths = {name: join(root, name) for name in STAGES}
     data_path = join(paths["data"], DATA_FILE)
     if inputs:
-        outputs = [paths[stage] for stage in PUBLISHED] + [join(root, RUN_RECORD)]
+        outputs = [paths[name] for name in PUBLISHED] + [join(root, RUN_RECORD)]
         check_disjoint(inputs, [fs.uri(path) for path in outputs])
-    _check_options(as_of, kmeans_options, churn_options)
+    stage_options = {k: dict(v) for k, v in (stage_options or {}).items() if v}
+    run = RunContext(
+        fs=fs,
+        root=root,
+        paths=paths,
+        data_path=data_path,
+        inputs=list(inputs) if inputs else None,
+        schema=schema,
+        runner=runner,
+        as_of=as_of,
+        period=period,
+        overwrite=overwrite,
+        conf_paths=conf_paths,
+        reporter=reporter,
+        options=stage_options,
+        generated=not inputs,
+    )
+    _check_options(run)
     parameters = _normalised(
         redact(
             {
@@ -181,12 +170,11 @@ def run_pipeline(
                 "schema": schema.to_dict() if schema is not None else None,
                 "as_of": as_of,
                 "period": period,
-                "generate": generate_options or None,
-                "baskets": basket_options or None,
-                "segments": kmeans_options or None,
-                "sales": sales_options or None,
-                "forecasts": forecast_options or None,
-                "churn": churn_options or None,
+                **{
+                    stage.options_key: stage_options.get(stage.options_key) or None
+                    for stage in REGISTRY
+                    if stage.options_key
+                },
             }
         )
     )
@@ -200,12 +188,13 @@ def run_pipeline(
             say(f"nothing to resume: no {RUN_RECORD} under {fs.uri(root)}; running every stage")
         else:
             _check_same_run(previous, parameters, input_sizes)
-            done = _completed_prefix(fs, paths, data_path, previous, generated=not inputs)
+            done = _completed_prefix(run, previous)
             if done:
                 say(f"resuming: {', '.join(done)} completed by the previous run, kept")
-    for stage in PUBLISHED:
-        if stage not in done:
-            check_can_publish(fs, paths[stage], overwrite)
+    kept = [e["stage"] for entries in done.values() for e in entries]
+    for name in PUBLISHED:
+        if name not in kept:
+            check_can_publish(fs, paths[name], overwrite)
     if not inputs and "data" not in done and fs.exists(data_path) and not overwrite:
         check_can_publish(fs, paths["data"], overwrite)
 
@@ -217,47 +206,18 @@ def run_pipeline(
         "status": "running",
         "parameters": parameters,
         "inputs": input_sizes,
-        "resumed_stages": list(done),
+        "resumed_stages": list(kept),
         "versions": versions(),
         "stages": [],
     }
     record_path = join(root, RUN_RECORD)
     _write_record(fs, record_path, record)
-    context = {
-        "fs": fs,
-        "paths": paths,
-        "data_path": data_path,
-        "inputs": list(inputs) if inputs else None,
-        "schema": schema,
-        "runner": runner,
-        "as_of": as_of,
-        "period": period,
-        "overwrite": overwrite,
-        "conf_paths": conf_paths,
-        "reporter": reporter,
-        "options": {
-            "generate": generate_options or {},
-            "baskets": basket_options or {},
-            "segments": kmeans_options or {},
-            "sales": sales_options or {},
-            "forecasts": forecast_options or {},
-            "churn": churn_options or {},
-        },
-    }
-    for stage in STAGES:
-        if stage == "recommendations":
-            continue  # run and recorded with the baskets
-        if stage == "data" and inputs:
-            _use_inputs(context)
-            continue
+    for stage in REGISTRY:
         try:
-            if stage in done:
-                entries = _resume_stage(stage, context, done)
-            else:
-                entries = _RUN[stage](context)
+            entries = _run_stage(stage, run, done)
         except BaseException as e:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            record.update(status=status, failed_stage=stage, error=_describe(e))
+            record.update(status=status, failed_stage=stage.name, error=_describe(e))
             record["timings"] = watch.as_dict()
             _write_record(fs, record_path, record)
             raise
@@ -270,16 +230,24 @@ def run_pipeline(
     return record
 
 
-def _check_options(as_of, kmeans_options, churn_options):
-    """Refuse bad options of the later stages before the first stage runs (a ValueError
-    naming the value), so that a bad ``--k`` or ``--churn-horizon-days`` costs no work."""
-    from models.churn_stage import check_options as check_churn
-    from models.kmeans_stage import check_options as check_kmeans
+def _run_stage(stage, run, done):
+    """Run, skip or (on resume) keep ``stage``; its run-record entries."""
+    if stage.name in done:
+        return _resume_stage(stage, run, done[stage.name])
+    reason = stage.skip_reason(run) if stage.records(run) else None
+    if reason is not None:
+        run.say(stage.name, f"skipped: {reason}")
+        return [skipped_entry(name, reason) for name in stage.outputs()]
+    return stage.compute(run)
 
-    if as_of is not None:
-        parse_as_of(as_of)
-    check_kmeans(**(kmeans_options or {}))
-    check_churn(as_of=as_of, **(churn_options or {}))
+
+def _check_options(run):
+    """Refuse bad options of every stage before the first one runs (a ValueError naming
+    the value), so that a bad ``--k`` or ``--churn-horizon-days`` costs no work."""
+    if run.as_of is not None:
+        parse_as_of(run.as_of)
+    for stage in REGISTRY:
+        stage.check(stage.options_of(run), run)
 
 
 # -- the run record --------------------------------------------------------------------------
@@ -391,28 +359,20 @@ def _what_changed(before, now):
     return "the inputs differ from the previous run's"
 
 
-def _completed_prefix(fs, paths, data_path, previous, *, generated):
-    """``{stage: previous entry}`` for the leading stages the previous run completed."""
+def _completed_prefix(run, previous):
+    """``{stage name: previous entries}`` for the leading stages the previous run
+    completed (or skipped) whose outputs are still published."""
     entries = {e["stage"]: e for e in previous.get("stages", [])}
     done = {}
-    for stage in STAGES:
-        if stage == "data" and not generated:
+    for stage in REGISTRY:
+        if not stage.records(run):
             continue
-        entry = entries.get(stage)
-        if entry is None or entry.get("status") not in _DONE:
+        found = [entries.get(name) for name in stage.outputs()]
+        if any(e is None or e.get("status") not in _DONE for e in found):
             break
-        if entry["status"] == "completed":
-            if stage == "data":
-                from models.data_stage import data_files
-
-                present = all(fs.exists(f) for f in data_files(data_path))
-            else:
-                present = is_published(fs, paths[stage])
-            if not present:
-                break
-        done[stage] = entry
-    if "baskets" in done and "recommendations" not in done:
-        del done["baskets"]  # one stage publishes both
+        if not stage.is_kept(run, found[0]):
+            break
+        done[stage.name] = found
     return done
 
 
@@ -421,286 +381,9 @@ def _describe(error):
     return f"{type(error).__name__}: {text}"[:500]
 
 
-def _stage_entry(stage, path, manifest):
-    return {
-        "stage": stage,
-        "status": "completed",
-        "output": path,
-        "lines": manifest["lines"],
-        "rows_written": manifest["rows_written"],
-        "seconds": manifest["timings"]["seconds"],
-    }
-
-
-def _skipped(stage, reason):
-    return {"stage": stage, "status": "skipped", "output": None, "skipped": reason}
-
-
-def _skip(context, stage, reason):
-    """Report ``stage`` as skipped for ``reason``; its run-record entry."""
-    if context["reporter"]:
-        context["reporter"].progress(stage)(f"skipped: {reason}")
-    return _skipped(stage, reason)
-
-
-def _no_customer_reason(context):
-    """Why a stage that needs customers is skipped: the RFM run accepted no line."""
-    lines = context.get("rfm_lines") or {}
-    reason = "no accepted customer in the input"
-    if lines:
-        reason += (
-            f" (lines read={lines['read']}, rejected by reason: {lines['rejected_by_reason']})"
-        )
-    return reason
-
-
-# -- stages ------------------------------------------------------------------------------------
-
-
-def _uri(context, stage):
-    return context["fs"].uri(context["paths"][stage])
-
-
-def _use_inputs(context):
-    if context["schema"] is None:
-        from models.inputs import detect_schema
-
-        context["schema"] = detect_schema(context["inputs"])
-
-
-def _run_data(context):
-    """Generate the built-in log (see :mod:`models.data_stage`)."""
-    from models.data_stage import generate_data
-
-    fs, data_path = context["fs"], context["data_path"]
-    truth = generate_data(
-        fs.uri(data_path),
-        context["options"]["generate"],
-        overwrite=context["overwrite"],
-        reporter=context["reporter"],
-    )
-    _after_data(context)
-    keys = ("seed", "n_customers", "lines_total", "rejects_by_reason")
-    return [
-        {
-            "stage": "data",
-            "status": "completed",
-            "output": fs.uri(data_path),
-            "lines": None,
-            "rows_written": truth["lines_total"],
-            "seconds": truth["seconds"],
-            "truth": {k: truth[k] for k in keys},
-        }
-    ]
-
-
-def _after_data(context):
-    context["inputs"] = [context["fs"].uri(context["data_path"])]
-    context["schema"] = None
-    _use_inputs(context)
-
-
-def _run_rfm(context):
-    manifest = run_rfm_stage(
-        context["inputs"],
-        _uri(context, "rfm"),
-        schema=context["schema"],
-        runner=context["runner"],
-        as_of=context["as_of"],
-        period=context["period"],
-        overwrite=context["overwrite"],
-        conf_paths=context["conf_paths"],
-        reporter=context["reporter"],
-    )
-    _after_rfm(context, manifest)
-    return [_stage_entry("rfm", _uri(context, "rfm"), manifest)]
-
-
-def _after_rfm(context, manifest):
-    """What later stages need of the RFM stage: its manifest's figures, no rows."""
-    context["rfm_details"] = manifest["details"]
-    context["rfm_lines"] = manifest["lines"]
-
-
-def _customers(context):
-    return context["rfm_details"].get("customers", 0)
-
-
-def _run_rfm_segments(context):
-    _summary, manifest = run_segments_stage(
-        _uri(context, "rfm"),
-        _uri(context, "rfm_segments"),
-        runner=context["runner"],
-        conf_paths=context["conf_paths"],
-        overwrite=context["overwrite"],
-        reporter=context["reporter"],
-    )
-    return [_stage_entry("rfm_segments", _uri(context, "rfm_segments"), manifest)]
-
-
-def _run_baskets(context):
-    schema = context["schema"]
-    if not (schema.has("order_id") and schema.has("item_id")):
-        reason = f"columns={list(schema.columns)!r} have no order_id and item_id to make baskets"
-        return [_skipped("baskets", reason), _skipped("recommendations", reason)]
-    from models.baskets_stage import run_baskets_stage
-
-    manifest = run_baskets_stage(
-        context["inputs"],
-        _uri(context, "baskets"),
-        schema=schema,
-        recommendations_path=_uri(context, "recommendations"),
-        as_of=context["as_of"],
-        runner=context["runner"],
-        overwrite=context["overwrite"],
-        conf_paths=context["conf_paths"],
-        reporter=context["reporter"],
-        **context["options"]["baskets"],
-    )
-    rec = manifest["details"]["recommendations"]
-    return [
-        _stage_entry("baskets", _uri(context, "baskets"), manifest),
-        {
-            "stage": "recommendations",
-            "status": "completed",
-            "output": rec["output"],
-            "lines": manifest["lines"],
-            "rows_written": rec["rows_written"],
-            "seconds": rec["seconds"],
-        },
-    ]
-
-
-def _run_segments(context):
-    """The K-Means segments stage; recorded as skipped when there are fewer distinct
-    customers than any ``k`` asked for (a pipeline on a tiny input still completes)."""
-    from models.kmeans import TooFewPointsError
-    from models.kmeans_stage import run_kmeans_stage
-
-    if not _customers(context):
-        return [_skip(context, "segments", _no_customer_reason(context))]
-    try:
-        manifest = run_kmeans_stage(
-            [_uri(context, "rfm_segments")],
-            _uri(context, "segments"),
-            runner=context["runner"],
-            conf_paths=context["conf_paths"],
-            overwrite=context["overwrite"],
-            reporter=context["reporter"],
-            **context["options"]["segments"],
-        )
-    except TooFewPointsError as e:
-        if context["reporter"]:
-            context["reporter"].progress("segments")(f"skipped: {e}")
-        return [_skipped("segments", str(e))]
-    return [_stage_entry("segments", _uri(context, "segments"), manifest)]
-
-
-def _run_sales(context):
-    from models.sales_stage import run_sales_stage
-
-    options = context["options"]["sales"]
-    series, manifest = run_sales_stage(
-        context["inputs"],
-        _uri(context, "sales"),
-        schema=context["schema"],
-        as_of=context["as_of"],
-        runner=context["runner"],
-        conf_paths=context["conf_paths"],
-        overwrite=context["overwrite"],
-        reporter=context["reporter"],
-        **options,
-    )
-    context["series"] = series
-    context["sales_period"] = manifest["details"]["period"]
-    return [_stage_entry("sales", _uri(context, "sales"), manifest)]
-
-
-def _data_span(details, as_of=None, lines=None):
-    """(first, last) days the accepted lines cover, from the RFM manifest's details.
-
-    The span runs from the first to the last purchase date, except that a log cut by
-    ``as_of`` (the RFM run rejected lines as ``after_as_of``) covers every day up to
-    ``as_of``, purchase or not.
-    """
-    if not details or not details.get("last_purchase_date"):
-        return None
-    first, last = details["first_purchase_date"], details["last_purchase_date"]
-    cut = as_of is not None and lines and lines["rejected_by_reason"].get("after_as_of", 0) > 0
-    if cut:
-        last = max(last, datetime.date.fromordinal(parse_as_of(as_of)).isoformat())
-    return first, last
-
-
-def _run_forecasts(context):
-    from models.forecast_stage import run_forecast_stage
-
-    _result, manifest = run_forecast_stage(
-        context["series"],
-        _uri(context, "forecasts"),
-        period=context["sales_period"],
-        data_span=_data_span(context["rfm_details"], context["as_of"], context.get("rfm_lines")),
-        source=_uri(context, "sales"),
-        overwrite=context["overwrite"],
-        reporter=context["reporter"],
-        **context["options"]["forecasts"],
-    )
-    return [_stage_entry("forecasts", _uri(context, "forecasts"), manifest)]
-
-
-def _run_churn(context):
-    """The churn stage; recorded as skipped when either class has too few customers."""
-    from models.churn_stage import TooFewCustomersError, run_churn_stage
-
-    if not _customers(context):
-        return [_skip(context, "churn", _no_customer_reason(context))]
-    try:
-        _scored, _model, manifest = run_churn_stage(
-            context["inputs"],
-            _uri(context, "churn"),
-            schema=context["schema"],
-            current_path=_uri(context, "rfm"),
-            as_of=context["as_of"],
-            runner=context["runner"],
-            conf_paths=context["conf_paths"],
-            overwrite=context["overwrite"],
-            reporter=context["reporter"],
-            **context["options"]["churn"],
-        )
-    except TooFewCustomersError as e:
-        if context["reporter"]:
-            context["reporter"].progress("churn")(f"skipped: {e}")
-        return [_skipped("churn", str(e))]
-    return [_stage_entry("churn", _uri(context, "churn"), manifest)]
-
-
-_RUN = {
-    "data": _run_data,
-    "rfm": _run_rfm,
-    "rfm_segments": _run_rfm_segments,
-    "baskets": _run_baskets,
-    "segments": _run_segments,
-    "sales": _run_sales,
-    "forecasts": _run_forecasts,
-    "churn": _run_churn,
-}
-
-
-def _resume_stage(stage, context, done):
-    """The previous run's entries of ``stage``; what later stages need, read back."""
-    entries = [{**done[stage], "resumed": True}]
-    if stage == "baskets":
-        entries.append({**done["recommendations"], "resumed": True})
-    if context["reporter"]:
-        context["reporter"].progress(stage)(
-            f"completed by the previous run: {done[stage]['status']}"
-        )
-    if stage == "data":
-        _after_data(context)
-    elif stage == "rfm":
-        _after_rfm(context, read_manifest(context["fs"], context["paths"]["rfm"]))
-    elif stage == "sales":
-        from models.forecast_stage import read_sales_series
-
-        context["series"], context["sales_period"] = read_sales_series(_uri(context, "sales"))
-    return entries
+def _resume_stage(stage, run, entries):
+    """The previous run's ``entries`` of ``stage``; what later stages need, read back."""
+    run.say(stage.name, f"completed by the previous run: {entries[0]['status']}")
+    if entries[0]["status"] == "completed":
+        stage.load(run, entries)
+    return [{**e, "resumed": True} for e in entries]

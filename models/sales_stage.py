@@ -55,6 +55,7 @@ from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job
 from models.manifest import Stopwatch, build_manifest
 from models.rfm_stage import write_json_parts
+from models.stages.sales import DEFAULT_PERIOD, DEFAULT_TOP_N
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
 from mr_jobs.sales import (
@@ -207,8 +208,8 @@ def run_sales_stage(
     output_path,
     *,
     schema,
-    period="W",
-    top_n=20,
+    period=DEFAULT_PERIOD,
+    top_n=DEFAULT_TOP_N,
     as_of=None,
     max_periods=MAX_PERIODS,
     runner="inline",
