@@ -450,6 +450,10 @@ def _run(job, job_name, runner):
     """Run ``job`` once; yield its :class:`JobRun`. Prior validation is assumed."""
     started = time.perf_counter()
     with job.make_runner() as mr_runner:
+        if runner == "hadoop":
+            from models.mrjob_fs import use_webhdfs
+
+            use_webhdfs(mr_runner)
         try:
             if runner == "spark":
                 _run_on_spark(mr_runner, job_name, job.options.output_dir)
