@@ -50,9 +50,8 @@ from models.inputs import describe_inputs, local_inputs
 from models.itemsets_stage import derive_rules, find_frequent_itemsets, parse_min_confidence
 from models.job_runner import run_job
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts
+from models.outputs import csv_from_parts, write_json_parts
 from models.recommend import item_recommendations, recommend_for_customers
-from models.rfm_stage import write_json_parts
 from mr_jobs.cooccurrence import (
     COUNTER_GROUP_BASKETS,
     COUNTER_GROUP_ITEMS,

@@ -69,7 +69,7 @@ from hdfs_io import (
 )
 from models.forecast import DEFAULT_BACKTEST, ForecastResult, forecast_series
 from models.manifest import Stopwatch, build_manifest
-from models.rfm_stage import write_json_parts
+from models.outputs import write_json_parts
 from models.stages.forecasts import DEFAULT_PROCESSES
 
 __all__ = [

@@ -13,7 +13,32 @@ import posixpath
 
 from mr_jobs.protocols import loads
 
-__all__ = ["csv_from_parts", "csv_text", "staged_parts"]
+__all__ = ["csv_from_parts", "csv_text", "staged_parts", "write_json_parts", "ROWS_PER_PART"]
+
+#: Rows per part file when the driver writes a small side output as JSON lines.
+ROWS_PER_PART = 1_000_000
+
+
+def write_json_parts(publication, rows):
+    """Write ``rows`` (dicts: a small side output, such as rules or series) as JSON lines
+    into ``part-00000``, ``part-00001``, ... of ``publication``.
+
+    Parameters
+    ----------
+    publication : hdfs_io.Publication
+    rows : list of dict
+
+    Returns
+    -------
+    int
+        The number of rows written.
+    """
+    written = 0
+    for index, start in enumerate(range(0, max(len(rows), 1), ROWS_PER_PART)):
+        chunk = rows[start : start + ROWS_PER_PART]
+        publication.write_part(index, (json.dumps(r, ensure_ascii=False) for r in chunk))
+        written += len(chunk)
+    return written
 
 
 def staged_parts(publication):

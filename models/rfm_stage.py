@@ -8,8 +8,6 @@ sorts it (across parts no order is promised; how many parts depends on the runne
 the README. The driver reads only the counters: lines, rows written, purchase days.
 """
 
-import json
-
 from hdfs_io import Publication, get_filesystem
 from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job, run_job_into
@@ -19,22 +17,7 @@ from mr_jobs.records import parse_as_of
 from mr_jobs.rfm import MRCustomerRFM, purchase_days
 from mr_jobs.rfm_finish import MRFinishRFMRows
 
-__all__ = ["run_rfm_stage", "write_json_parts", "ROWS_PER_PART"]
-
-ROWS_PER_PART = 1_000_000
-
-
-def write_json_parts(publication, rows):
-    """Write ``rows`` (dicts) as JSON lines into ``part-00000``, ``part-00001``, ...
-
-    Returns the number of rows written.
-    """
-    written = 0
-    for index, start in enumerate(range(0, max(len(rows), 1), ROWS_PER_PART)):
-        chunk = rows[start : start + ROWS_PER_PART]
-        publication.write_part(index, (json.dumps(r, ensure_ascii=False) for r in chunk))
-        written += len(chunk)
-    return written
+__all__ = ["run_rfm_stage"]
 
 
 def run_rfm_stage(

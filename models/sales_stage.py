@@ -54,7 +54,7 @@ from hdfs_io import Publication, get_filesystem
 from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job
 from models.manifest import Stopwatch, build_manifest
-from models.rfm_stage import write_json_parts
+from models.outputs import write_json_parts
 from models.stages.sales import DEFAULT_PERIOD, DEFAULT_TOP_N
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
