@@ -60,6 +60,7 @@ from urllib.parse import urlsplit
 
 from mrjob.parse import is_uri
 from mrjob.step import StepFailedException
+from mrjob.util import to_lines
 
 from mr_jobs.records import COUNTER_GROUP_LINES, COUNTER_GROUP_OUTPUT, COUNTER_GROUP_REJECTED
 
@@ -189,7 +190,7 @@ class JobRun:
 
     def rows(self):
         """Iterate over the output, one decoded JSON value per line."""
-        for line in self._runner.cat_output():
+        for line in to_lines(self._runner.cat_output()):  # chunks, in mrjob's contract
             line = line.strip()
             if line:
                 yield json.loads(line)

@@ -25,7 +25,6 @@ from hdfs_io import PathNotFound, StorageError
 
 __all__ = ["WebHDFSMrjobFilesystem", "use_webhdfs"]
 
-_CHUNK = 1 << 16
 #: One HadoopFilesystem per ``hadoop`` binary, shared by the runners of this process,
 #: so that ``hadoop version`` (a Java start) runs once, not once a job.
 _HADOOP_FS = {}
@@ -85,12 +84,9 @@ class WebHDFSMrjobFilesystem(Filesystem):
         return sum(self._hdfs.size(path) for path in self._matches(path_glob))
 
     def _cat_file(self, path):
-        def chunks():
-            with self._hdfs.open_read(path) as stream:
-                while chunk := stream.read(_CHUNK):
-                    yield chunk
-
-        yield from decompress(chunks(), path)
+        # lines, as mrjob's own HadoopFilesystem yields them (a file object's iteration)
+        with self._hdfs.open_read(path) as stream:
+            yield from decompress(stream, path)
 
     def exists(self, path_glob):
         return bool(self._matches(path_glob))

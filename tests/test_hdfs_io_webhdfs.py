@@ -342,3 +342,47 @@ def test_delegation_token_never_appears_in_errors_logs_or_repr(hadoop_cluster, b
     shown += [record.getMessage() for record in caplog.records]
     assert any("delegation=***" in text for text in shown)  # urllib3's request lines
     assert all(TOKEN not in text for text in shown)
+
+
+# mrjob's filesystem interface over WebHDFS (models.mrjob_fs) -----------------------------------
+
+
+def test_mrjob_filesystem_over_webhdfs_lists_globs_cats_and_removes_as_hadoop_fs_does(
+    hadoop_env, fs, base, tmp_path
+):
+    """What mrjob's hadoop runner asks of HDFS, answered by WebHDFS: the same files,
+    bytes and sizes as ``hadoop fs -ls -R`` / ``-cat`` / ``-du``, wildcards expanded."""
+    import gzip
+
+    from mrjob.fs.hadoop import HadoopFilesystem
+
+    from models.mrjob_fs import WebHDFSMrjobFilesystem
+
+    web = WebHDFSMrjobFilesystem(fs)
+    hadoop = HadoopFilesystem([hadoop_env.hadoop_bin])
+    out = fs.uri(f"{base}/out")
+    web.mkdir(f"{out}/sub")
+    local = tmp_path / "part"
+    local.write_bytes(b"a\tb\nc\n")
+    web.put(str(local), f"{out}/part-00000")
+    web.put(str(local), f"{out}/sub/part-00001")
+    zipped = tmp_path / "part.gz"
+    zipped.write_bytes(gzip.compress(b"zipped\n"))
+    web.put(str(zipped), f"{out}/part-00002.gz")
+    web.touchz(f"{out}/_SUCCESS")
+
+    assert sorted(web.ls(out)) == sorted(hadoop.ls(out))
+    assert len(list(web.ls(out))) == 4
+    assert sorted(web.ls(f"{out}/part-*")) == sorted(hadoop.ls(f"{out}/part-*"))
+    assert [p.rsplit("/", 1)[-1] for p in sorted(web.ls(f"{out}/*/part-*"))] == ["part-00001"]
+    assert b"".join(web.cat(f"{out}/part-00000")) == b"a\tb\nc\n"
+    assert b"".join(web.cat(f"{out}/part-00002.gz")) == b"zipped\n"
+    assert web.du(out) == hadoop.du(out)
+    assert web.exists(f"{out}/part-*") and not web.exists(f"{out}/nothing-*")
+    with pytest.raises(OSError, match="already exists"):
+        web.touchz(f"{out}/part-00000")
+
+    web.rm(f"{out}/sub")
+    assert not web.exists(f"{out}/sub") and web.exists(out)
+    web.rm(out)
+    assert not hadoop.exists(out)
