@@ -1,6 +1,9 @@
 """``crm-mr run``: the whole pipeline, from order lines to published analyses.
 
-Stages, in order, all under one output root (default ``./crm-output/``):
+The stages are those of the registry :data:`models.stages.REGISTRY`, run in its order
+(each declares its options, what it needs and provides, and how it resumes; see
+:mod:`models.stages.base`). They publish under one output root (default
+``./crm-output/``):
 
 ====================  ==================================================================
 ``data/``             only without ``--input``: the built-in synthetic log
