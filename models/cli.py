@@ -32,7 +32,7 @@ from hdfs_io import PathExists, PathNotFound, StorageError, UnsafePathError, red
 from hdfs_io.paths import check_disjoint
 from models.job_runner import RUNNERS, AccountingError, jobs_started
 from models.progress import Reporter
-from models.stages import REGISTRY
+from models.stages import REGISTRY, by_name
 from mr_jobs.job_options import add_input_schema_args
 from mr_jobs.records import PRESETS, SchemaError
 
@@ -76,15 +76,11 @@ def _add_rfm_args(p):
 
 def _add_stage_args(p, name, *, in_run=False):
     """The options of stage ``name``, declared once by the stage (:mod:`models.stages`)."""
-    from models.stages import by_name
-
     by_name(name).add_options(p, in_run=in_run)
 
 
 def _stage_options(args, name):
     """The keyword arguments of stage ``name``'s runner from the parsed ``args``."""
-    from models.stages import by_name
-
     return by_name(name).options_from_args(args)
 
 

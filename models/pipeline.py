@@ -151,7 +151,6 @@ def run_pipeline(
     stage_options = {k: dict(v) for k, v in (stage_options or {}).items() if v}
     run = RunContext(
         fs=fs,
-        root=root,
         paths=paths,
         data_path=data_path,
         inputs=list(inputs) if inputs else None,

@@ -107,7 +107,6 @@ class RunContext:
     """
 
     fs: Any
-    root: str
     paths: dict
     data_path: str
     inputs: list | None
