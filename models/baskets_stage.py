@@ -41,16 +41,13 @@ Published layout
 Every column and formula is in the README (section "Market baskets").
 """
 
-import csv
-import io
-import json
-
 from hdfs_io import Publication, check_can_publish, get_filesystem
+from models.checks import check_int
 from models.inputs import describe_inputs, local_inputs
 from models.itemsets_stage import derive_rules, find_frequent_itemsets, parse_min_confidence
 from models.job_runner import run_job
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts, write_json_parts
+from models.outputs import csv_from_parts, csv_string, jsonl_text, write_json_parts
 from models.recommend import item_recommendations, recommend_for_customers
 from mr_jobs.cooccurrence import (
     COUNTER_GROUP_BASKETS,
@@ -177,8 +174,8 @@ def count_cooccurrence(
     """
     support = parse_min_support(min_support)
     confidence = parse_min_confidence(min_confidence)
-    _check_int("min_count", min_count, 1)
-    _check_int("max_basket_items", max_basket_items, 2)
+    check_int("min_count", min_count, 1)
+    check_int("max_basket_items", max_basket_items, 2)
     args = [
         *schema_to_args(schema),
         "--min-support",
@@ -317,10 +314,15 @@ def run_baskets_stage(
     # every parameter is checked before the first job runs
     parse_min_support(min_support)
     parse_min_confidence(min_confidence)
-    _check_int("min_count", min_count, 1)
-    _check_int("max_basket_items", max_basket_items, 2)
+    check_int("min_count", min_count, 1)
+    check_int("max_basket_items", max_basket_items, 2)
     if max_itemset_size is not None:
-        _check_int("max_itemset_size", max_itemset_size, 1, "or None for no limit")
+        check_int(
+            "max_itemset_size",
+            max_itemset_size,
+            1,
+            rule="an integer >= 1, or None for no limit",
+        )
     item_recommendations([], top_n=top_n, rank_by=rank_by)  # checks both
     as_of_args = [] if as_of is None else ["--as-of", _iso_date(as_of)]
     fs, out = get_filesystem(output_path)
@@ -413,24 +415,24 @@ def run_baskets_stage(
                     reporter=reporter,
                 )
         written = write_json_parts(publication, found["rules"])
-        publication.write_file("rules.csv", _csv(RULE_COLUMNS, found["rules"]))
-        publication.write_file("items.csv", _csv(ITEM_COLUMNS, found["items"]))
+        publication.write_file("rules.csv", csv_string(RULE_COLUMNS, found["rules"]))
+        publication.write_file("items.csv", csv_string(ITEM_COLUMNS, found["items"]))
         publication.write_file(
             "pairs.csv",
-            _csv(
+            csv_string(
                 PAIR_COLUMNS,
                 ({**p, "item_a": p["items"][0], "item_b": p["items"][1]} for p in found["pairs"]),
             ),
         )
         outputs = ["rules.csv", "items.csv", "pairs.csv"]
         if itemsets:
-            publication.write_file("itemsets.jsonl", _jsonl(sets))
+            publication.write_file("itemsets.jsonl", jsonl_text(sets))
             publication.write_file(
                 "itemsets.csv",
-                _csv(ITEMSET_COLUMNS, ({**s, "size": len(s["items"])} for s in sets)),
+                csv_string(ITEMSET_COLUMNS, ({**s, "size": len(s["items"])} for s in sets)),
             )
-            publication.write_file("itemset_rules.jsonl", _jsonl(set_rules))
-            publication.write_file("itemset_rules.csv", _csv(ITEMSET_RULE_COLUMNS, set_rules))
+            publication.write_file("itemset_rules.jsonl", jsonl_text(set_rules))
+            publication.write_file("itemset_rules.csv", csv_string(ITEMSET_RULE_COLUMNS, set_rules))
             outputs += [
                 "itemsets.jsonl",
                 "itemsets.csv",
@@ -529,8 +531,8 @@ def _publish_recommendations(
         if written == 0:
             publication.write_part(0, [])
         csv_from_parts(publication, "customers.csv", CUSTOMER_COLUMNS, explode=_flat_customers)
-        publication.write_file("item_to_item.jsonl", _jsonl(by_item))
-        publication.write_file("item_to_item.csv", _csv(ITEM_TO_ITEM_COLUMNS, by_item))
+        publication.write_file("item_to_item.jsonl", jsonl_text(by_item))
+        publication.write_file("item_to_item.csv", csv_string(ITEM_TO_ITEM_COLUMNS, by_item))
         details["item_to_item_rows"] = len(by_item)
         manifest = build_manifest(
             "recommendations",
@@ -555,12 +557,6 @@ def _publish_recommendations(
         )
     manifest["output"] = fs.uri(out)
     return manifest
-
-
-def _check_int(name, value, least, alternative=""):
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        rule = f"an integer >= {least}" + (f", {alternative}" if alternative else "")
-        raise ValueError(f"{name}={value!r} should be {rule}")
 
 
 def _flat_customers(row):
@@ -605,25 +601,3 @@ def _count_by_size(sets):
     for s in sets:
         sizes[len(s["items"])] = sizes.get(len(s["items"]), 0) + 1
     return {str(k): v for k, v in sorted(sizes.items())}
-
-
-def _cell(value):
-    """A CSV cell: lists as JSON arrays, ``None`` (infinite conviction) as empty."""
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return json.dumps(list(value), ensure_ascii=False)
-    return value
-
-
-def _csv(columns, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return buffer.getvalue()
-
-
-def _jsonl(rows):
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

@@ -137,6 +137,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hdfs_io import LocalFileSystem, read_parts
+from models.checks import check_int, check_iso_date
 from models.inputs import local_inputs
 from models.job_runner import AccountingError, run_job
 from models.rfm_stage import run_rfm_stage
@@ -250,21 +251,8 @@ class TrainingRun:
         return int(self.counts.sum())
 
 
-def _parse_date(name, value):
-    try:
-        if not isinstance(value, str) or len(value.strip()) != 10:
-            raise ValueError
-        return datetime.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{name}={value!r} should be an ISO date (YYYY-MM-DD)") from None
-
-
 def _check_horizon(horizon_days):
-    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)):
-        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
-    if horizon_days <= 0:
-        raise ValueError(f"horizon_days={horizon_days!r} should be > 0")
-    return int(horizon_days)
+    return check_int("horizon_days", horizon_days, 1, rule="a positive integer")
 
 
 def _check_inputs(input_paths):
@@ -324,7 +312,7 @@ def run_training_rows(
         When the log ends before ``cutoff + horizon_days``.
     """
     paths = _check_inputs(input_paths)
-    cutoff_date = _parse_date("cutoff", cutoff)
+    cutoff_date = check_iso_date("cutoff", cutoff)
     horizon_days = _check_horizon(horizon_days)
     end_date = cutoff_date + datetime.timedelta(days=horizon_days)
     cutoff, horizon_end = cutoff_date.isoformat(), end_date.isoformat()
@@ -581,7 +569,7 @@ def current_features(
     """
     paths = _check_inputs(input_paths)
     if as_of is not None:
-        as_of = _parse_date("as_of", as_of).isoformat()
+        as_of = check_iso_date("as_of", as_of).isoformat()
     with tempfile.TemporaryDirectory(prefix="churn-rfm-") as temporary:
         directory = os.path.join(temporary if work_dir is None else os.fspath(work_dir), "current")
         manifest = run_rfm_stage(
@@ -789,10 +777,8 @@ def fit_churn_model(
         On a bad parameter, no ``churned`` column, labels other than 0/1, or too few
         customers of a class for the folds.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} should be a non-negative integer")
-    if isinstance(cv_folds, bool) or not isinstance(cv_folds, (int, np.integer)) or cv_folds < 2:
-        raise ValueError(f"cv_folds={cv_folds!r} should be an integer >= 2")
+    check_int("seed", seed, 0, rule="a non-negative integer")
+    check_int("cv_folds", cv_folds, 2)
     if not isinstance(test_size, float) or not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size={test_size!r} should be a float in (0, 1)")
     if calibration not in ("auto", "isotonic", "sigmoid"):

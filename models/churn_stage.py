@@ -70,7 +70,6 @@ Published layout (``<output>/``)
     threshold and the early-warning count.
 """
 
-import csv
 import datetime
 import io
 import json
@@ -80,9 +79,8 @@ import posixpath
 import tempfile
 from contextlib import contextmanager
 
-import numpy as np
-
 from hdfs_io import Publication, check_can_publish, get_filesystem
+from models.checks import check_int, check_iso_date
 from models.churn import (
     MODEL_FEATURES,
     RFM_INPUT_COLUMNS,
@@ -94,7 +92,7 @@ from models.churn import (
 from models.inputs import describe_inputs, expand_parts
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts, csv_text, staged_parts
+from models.outputs import csv_from_parts, csv_lines, json_plain, staged_parts
 from models.rfm_stage import run_rfm_stage
 from models.stages.churn import DEFAULT_HORIZON_DAYS
 from mr_jobs.churn_rules import (
@@ -156,15 +154,6 @@ class TooFewCustomersError(ValueError):
     """Not enough labelled customers of each class to fit and evaluate a model."""
 
 
-def _date(name, value):
-    try:
-        if not isinstance(value, str) or len(value.strip()) != 10:
-            raise ValueError
-        return datetime.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{name}={value!r} should be an ISO date (YYYY-MM-DD)") from None
-
-
 def default_cutoff(latest, horizon_days):
     """The latest cutoff whose horizon the log covers: ``latest - horizon_days``.
 
@@ -183,7 +172,7 @@ def default_cutoff(latest, horizon_days):
     ValueError
         When the cutoff would fall before 0001-01-01, naming ``latest`` and the horizon.
     """
-    ordinal = _date("latest", latest).toordinal() - horizon_days
+    ordinal = check_iso_date("latest", latest).toordinal() - horizon_days
     if ordinal < 1:
         raise ValueError(
             f"cutoff = {latest} minus horizon_days={horizon_days} falls before year 1: "
@@ -194,7 +183,7 @@ def default_cutoff(latest, horizon_days):
 
 def _check_horizon_end(cutoff, horizon_days):
     """Refuse a horizon that ends after 9999-12-31 (no date can name its end)."""
-    if _date("cutoff", cutoff).toordinal() + horizon_days > datetime.date.max.toordinal():
+    if check_iso_date("cutoff", cutoff).toordinal() + horizon_days > datetime.date.max.toordinal():
         raise ValueError(
             f"cutoff={cutoff!r} plus horizon_days={horizon_days} ends after "
             f"{datetime.date.max.isoformat()}: give an earlier cutoff or a shorter horizon"
@@ -203,14 +192,11 @@ def _check_horizon_end(cutoff, horizon_days):
 
 def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limit, seed):
     """Validate the scalar arguments; return ``(cutoff, as_of)`` as ISO dates or None."""
-    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)):
-        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
-    if horizon_days <= 0:
-        raise ValueError(f"horizon_days={horizon_days!r} should be a positive integer")
+    check_int("horizon_days", horizon_days, 1, rule="a positive integer")
     if horizon_days > MAX_HORIZON_DAYS:
         raise ValueError(f"horizon_days={horizon_days!r} should be at most {MAX_HORIZON_DAYS}")
-    cutoff = None if cutoff is None else _date("cutoff", cutoff).isoformat()
-    as_of = None if as_of is None else _date("as_of", as_of).isoformat()
+    cutoff = None if cutoff is None else check_iso_date("cutoff", cutoff).isoformat()
+    as_of = None if as_of is None else check_iso_date("as_of", as_of).isoformat()
     if cutoff is not None:
         _check_horizon_end(cutoff, int(horizon_days))
     if cutoff is not None and as_of is not None and cutoff >= as_of:
@@ -219,32 +205,13 @@ def _check(horizon_days, cutoff, as_of, value, value_quantile, top_drivers, limi
         raise ValueError(f"value={value!r} should be the name of a numeric RFM column")
     if not isinstance(value_quantile, float) or not 0.0 <= value_quantile < 1.0:
         raise ValueError(f"value_quantile={value_quantile!r} should be a float in [0, 1)")
-    if isinstance(top_drivers, bool) or not isinstance(top_drivers, int) or top_drivers < 0:
-        raise ValueError(f"top_drivers={top_drivers!r} should be an integer >= 0")
+    check_int("top_drivers", top_drivers, 0)
     if top_drivers > len(MODEL_FEATURES):
         raise ValueError(f"top_drivers={top_drivers!r} should be <= {len(MODEL_FEATURES)}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"early_warning_limit={limit!r} should be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} should be a non-negative integer")
+    if limit is not None:
+        check_int("early_warning_limit", limit, 1, rule="a positive integer")
+    check_int("seed", seed, 0, rule="a non-negative integer")
     return cutoff, as_of
-
-
-def _plain(value):
-    """A JSON-able copy: numpy scalars to Python, NaN and inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _jsonl(rows):
-    return "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows)
 
 
 def _enough(counts):
@@ -255,10 +222,7 @@ def _enough(counts):
 
 
 def _check_max_train(max_train):
-    if isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer)):
-        raise ValueError(f"churn_max_train={max_train!r} should be a positive integer")
-    if max_train < 1:
-        raise ValueError(f"churn_max_train={max_train!r} should be a positive integer")
+    check_int("churn_max_train", max_train, 1, rule="a positive integer")
 
 
 def check_options(
@@ -438,7 +402,7 @@ def run_churn_stage(
             )
             say(f"scored {written:,} customers; {warned:,} on the early-warning list")
             _scores_csv(publication, top_drivers)
-            metadata = _plain(
+            metadata = json_plain(
                 {
                     **model.metadata(),
                     "cutoff": training.cutoff,
@@ -476,7 +440,7 @@ def run_churn_stage(
                     METRICS_JSON,
                     MODEL_FILE,
                 ],
-                details=_plain(
+                details=json_plain(
                     {
                         "cutoff": training.cutoff,
                         "cutoff_rule": rule,
@@ -666,21 +630,12 @@ def _early_warning(publication, parts, threshold, limit, top_drivers, jobs):
     with run_job(MRTopAtRisk, parts, args, **jobs) as run:
         fs.write_lines(
             posixpath.join(staging, EARLY_WARNING_JSONL),
-            (json.dumps(_plain(r), allow_nan=False, ensure_ascii=False) for r in run.rows()),
+            (json.dumps(json_plain(r), allow_nan=False, ensure_ascii=False) for r in run.rows()),
         )
-        header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(columns)
-
-        def lines():
-            yield header.getvalue().rstrip("\n")
-            for row in run.rows():
-                buffer = io.StringIO()
-                csv.writer(buffer, lineterminator="\n").writerow(
-                    [csv_text(_warning_csv_row(row).get(c)) for c in columns]
-                )
-                yield buffer.getvalue().rstrip("\n")
-
-        fs.write_lines(posixpath.join(staging, EARLY_WARNING_CSV), lines())
+        fs.write_lines(
+            posixpath.join(staging, EARLY_WARNING_CSV),
+            csv_lines(columns, (_warning_csv_row(r) for r in run.rows())),
+        )
         return run.output_rows
 
 

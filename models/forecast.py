@@ -142,6 +142,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from models.checks import check_int
+
 __all__ = [
     "DEFAULT_BACKTEST",
     "MIN_ARIMA_PERIODS",
@@ -345,14 +347,14 @@ def forecast_series(
     """
     if period not in PERIODS:
         raise ValueError(f"period={period!r} should be one of {PERIODS}")
-    _check_int("horizon", horizon, 1)
+    check_int("horizon", horizon, 1)
     if backtest_periods is None:
         backtest_periods = DEFAULT_BACKTEST[period]
-    _check_int("backtest_periods", backtest_periods, 0)
-    _check_int("maxiter", maxiter, 1)
-    _check_int("processes", processes, 1)
+    check_int("backtest_periods", backtest_periods, 0)
+    check_int("maxiter", maxiter, 1)
+    check_int("processes", processes, 1)
     if seasonal_lag is not None:
-        _check_int("seasonal_lag", seasonal_lag, 1)
+        check_int("seasonal_lag", seasonal_lag, 1)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha!r} should be a number between 0 and 1 (exclusive)")
     if transform not in _TRANSFORMS:
@@ -376,13 +378,6 @@ def forecast_series(
 
 
 # -- input --------------------------------------------------------------------------------
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r} should be an integer")
-    if value < low:
-        raise ValueError(f"{name}={value!r} should be >= {low}")
 
 
 def _to_series(data, period, value):

@@ -54,7 +54,6 @@ empty result (empty files, zero lines) with its manifest.
 
 import datetime
 import json
-import math
 import time
 
 import numpy as np
@@ -67,9 +66,10 @@ from hdfs_io import (
     read_manifest,
     read_parts,
 )
+from models.checks import check_int
 from models.forecast import DEFAULT_BACKTEST, ForecastResult, forecast_series
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import write_json_parts
+from models.outputs import json_plain, jsonl_text, write_json_parts
 from models.stages.forecasts import DEFAULT_PROCESSES
 
 __all__ = [
@@ -195,14 +195,10 @@ def _check_arguments(series, period, horizon, value, processes):
         raise ValueError(f"series is a {type(series).__name__}: it should be a DataFrame")
     if period not in _PERIODS:
         raise ValueError(f"period={period!r} should be one of {_PERIODS}")
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon={horizon!r} should be an integer >= 1")
+    check_int("horizon", horizon, 1)
     if value not in VALUES:
         raise ValueError(f"value={value!r} should be one of {VALUES}")
-    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
-        raise ValueError(f"processes={processes!r} should be an integer >= 1")
-    if processes < 1:
-        raise ValueError(f"processes={processes!r} should be an integer >= 1")
+    check_int("processes", processes, 1)
     missing = [c for c in ("series", "period", value) if c not in series.columns]
     if missing:
         raise ValueError(
@@ -237,25 +233,8 @@ def _resolved_options(period, horizon, backtest_periods, processes, forecast_opt
     )
 
 
-def _plain(value):
-    """A JSON-able copy: numpy scalars to Python, tuples to lists, NaN and inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (pd.Timestamp, datetime.date)):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
 def _records(frame):
-    return [_plain(r) for r in frame.to_dict("records")]
+    return [json_plain(r) for r in frame.to_dict("records")]
 
 
 def _summary(backtest):
@@ -269,13 +248,13 @@ def _summary(backtest):
     total = backtest[backtest["series"] == "total"]
     if not total.empty:
         row = total.iloc[0]
-        summary["total"] = _plain(
+        summary["total"] = json_plain(
             {k: row[k] for k in ("mae", "mape", "mase", "relative_mae", "coverage", "model")}
         )
     mase = backtest["mase"][np.isfinite(backtest["mase"])]
     rel = backtest["relative_mae"][np.isfinite(backtest["relative_mae"])]
-    summary["median_mase"] = _plain(float(mase.median())) if len(mase) else None
-    summary["median_relative_mae"] = _plain(float(rel.median())) if len(rel) else None
+    summary["median_mase"] = json_plain(float(mase.median())) if len(mase) else None
+    summary["median_relative_mae"] = json_plain(float(rel.median())) if len(rel) else None
     summary["beat_seasonal_naive"] = int((rel < 1).sum())
     summary["series_backtested"] = int(len(backtest))
     return summary
@@ -391,9 +370,9 @@ def run_forecast_stage(
         forecasts, backtest, fits = result.forecasts, result.backtest, result.fits
         written = write_json_parts(publication, _records(forecasts))
         publication.write_file(FORECASTS_CSV, _csv(forecasts))
-        publication.write_file(BACKTEST_JSONL, _jsonl(_records(backtest)))
+        publication.write_file(BACKTEST_JSONL, jsonl_text(_records(backtest)))
         publication.write_file(BACKTEST_CSV, _csv(backtest))
-        publication.write_file(FITS_JSONL, _jsonl(_records(fits)))
+        publication.write_file(FITS_JSONL, jsonl_text(_records(fits)))
         final = fits[fits["stage"] == "final"]
         rejected = sum(by_reason.values())
         lines = {
@@ -405,7 +384,7 @@ def run_forecast_stage(
         manifest = build_manifest(
             "forecasts",
             inputs=[{"path": source, "bytes": None}] if source else [],
-            parameters=_plain(
+            parameters=json_plain(
                 {
                     **options,
                     "value": value,
@@ -418,7 +397,7 @@ def run_forecast_stage(
             rows_written=written,
             stopwatch=watch,
             outputs=[FORECASTS_CSV, BACKTEST_CSV, BACKTEST_JSONL, FITS_JSONL],
-            details=_plain(
+            details=json_plain(
                 {
                     "series": len(names),
                     "series_failed": result.failed(),
@@ -459,10 +438,6 @@ def run_forecast_stage(
 
 def _fmt(x):
     return "n/a" if x is None else f"{x:.3f}"
-
-
-def _jsonl(rows):
-    return "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows)
 
 
 def _csv(frame):

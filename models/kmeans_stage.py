@@ -46,6 +46,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from hdfs_io import Publication, get_filesystem
+from models.checks import check_int
 from models.inputs import describe_inputs, expand_parts, local_inputs
 from models.job_runner import run_job, run_job_into
 from models.kmeans import (
@@ -105,9 +106,8 @@ def check_options(
     """
     ks = parse_k(k)
     chosen = parse_features(features)
-    for name, value, low in (("n_init", n_init, 1), ("max_iter", max_iter, 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}={value!r} should be an int >= {low}")
+    check_int("n_init", n_init, 1)
+    check_int("max_iter", max_iter, 1)
     if not (isinstance(tol, (int, float)) and tol >= 0):
         raise ValueError(f"tol={tol!r} should be a number >= 0")
     if not isinstance(sample_size, int) or sample_size < max(ks):

@@ -7,13 +7,27 @@ that CSV: the driver holds one row at a time, whatever the number of customers.
 """
 
 import csv
+import datetime
 import io
 import json
+import math
 import posixpath
+
+import numpy as np
 
 from mr_jobs.protocols import loads
 
-__all__ = ["csv_from_parts", "csv_text", "staged_parts", "write_json_parts", "ROWS_PER_PART"]
+__all__ = [
+    "ROWS_PER_PART",
+    "csv_from_parts",
+    "csv_lines",
+    "csv_string",
+    "csv_text",
+    "json_plain",
+    "jsonl_text",
+    "staged_parts",
+    "write_json_parts",
+]
 
 #: Rows per part file when the driver writes a small side output as JSON lines.
 ROWS_PER_PART = 1_000_000
@@ -59,6 +73,65 @@ def csv_text(value):
     return str(value)
 
 
+def json_plain(value):
+    """A JSON-able copy of ``value``: numpy scalars and arrays to Python, tuples to lists,
+    dates to ``YYYY-MM-DD``, NaN, infinities and pandas' missing values to None."""
+    if isinstance(value, dict):
+        return {str(k): json_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_plain(v) for v in value]
+    if _is_missing(value):
+        return None
+    if isinstance(value, datetime.date):  # pandas.Timestamp is a datetime.date too
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _is_missing(value):
+    # pandas' NA and NaT without importing pandas here
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def jsonl_text(rows):
+    """``rows`` as JSON lines (UTF-8 characters kept; NaN refused), for a small side file."""
+    return "".join(json.dumps(r, allow_nan=False, ensure_ascii=False) + "\n" for r in rows)
+
+
+def csv_lines(columns, rows):
+    """The lines of a CSV with the header ``columns`` and a row per dict of ``rows``,
+    without their newlines, as :meth:`hdfs_io.FileSystem.write_lines` takes them.
+
+    Each cell is :func:`csv_text` of the row's value (a key a row lacks is written
+    empty). ``rows`` is read lazily: the lines can be streamed to a file in constant
+    memory. A quoted cell with a newline spans two lines, which the writer joins again.
+    """
+    columns = list(columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_text(row.get(c)) for c in columns])
+        if buffer.tell() >= _CSV_CHUNK:
+            yield from buffer.getvalue()[:-1].split("\n")
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield from buffer.getvalue()[:-1].split("\n")
+
+
+#: Characters of CSV buffered by :func:`csv_lines` before they are handed on.
+_CSV_CHUNK = 1 << 16
+
+
+def csv_string(columns, rows):
+    """The whole CSV of :func:`csv_lines`, for a small side file."""
+    return "".join(line + "\n" for line in csv_lines(columns, rows))
+
+
 def _rows(fs, paths):
     for path in paths:
         with fs.open_read(path) as f:
@@ -92,26 +165,16 @@ def csv_from_parts(publication, name, columns, *, convert=None, explode=None):
     int
         The rows written.
     """
-    fs = publication.fs
-    columns = list(columns)
     count = [0]
 
-    def lines():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        yield buffer.getvalue()
-        for row in _rows(fs, staged_parts(publication)):
+    def rows():
+        for row in _rows(publication.fs, staged_parts(publication)):
             if convert is not None:
                 row = convert(row)
-            buffer.seek(0)
-            buffer.truncate()
             for out in explode(row) if explode is not None else (row,):
-                writer.writerow([csv_text(out.get(c)) for c in columns])
                 count[0] += 1
-            if buffer.tell():
-                yield buffer.getvalue()
+                yield out
 
     path = posixpath.join(publication.staging_path, name)
-    fs.write_lines(path, (line for chunk in lines() for line in chunk[:-1].split("\n")))
+    publication.fs.write_lines(path, csv_lines(columns, rows()))
     return count[0]

@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 
+from models.checks import check_int
 from models.job_runner import run_job, run_job_into
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.recommendations import COUNTER_GROUP_CUSTOMERS, MRCustomerRecommendations
@@ -40,12 +41,6 @@ __all__ = ["RANK_BY", "item_recommendations", "write_neighbors", "recommend_for_
 
 #: The rule metrics :func:`item_recommendations` can rank by.
 RANK_BY = ("lift", "confidence", "leverage")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} should be an integer >= 1")
-    return value
 
 
 def _pairwise_rules(rules):
@@ -137,7 +132,7 @@ def item_recommendations(rules, top_n=10, rank_by="lift"):
     >>> item_recommendations(rules)[0]["recommended"]
     'b'
     """
-    _positive_int("top_n", top_n)
+    check_int("top_n", top_n, 1)
     if rank_by not in RANK_BY:
         raise ValueError(f"rank_by={rank_by!r} should be one of {RANK_BY}")
     heaps = {}  # item -> min-heap of _Ranked, the lowest-ranked on top
@@ -305,9 +300,9 @@ def recommend_for_customers(
             f"columns={list(schema.columns)!r} need a customer_id and an item_id column "
             "to recommend items to customers"
         )
-    args = [*schema_to_args(schema), "--top-n", str(_positive_int("top_n", top_n))]
+    args = [*schema_to_args(schema), "--top-n", str(check_int("top_n", top_n, 1))]
     if max_history_items is not None:
-        args += ["--max-history-items", str(_positive_int("max_history_items", max_history_items))]
+        args += ["--max-history-items", str(check_int("max_history_items", max_history_items, 1))]
     args += list(extra_args)
     say = progress or (lambda message: None)
     tmp_dir = tempfile.mkdtemp(prefix="crm-recommend-")

@@ -41,9 +41,7 @@ stage does, so the series end where the RFM rows of the same ``as_of`` do.
     ``lines_without_item``, ``filled_rows``, ``as_of`` and the seconds of each pass.
 """
 
-import csv
 import datetime
-import io
 import json
 import os
 import tempfile
@@ -51,10 +49,11 @@ import tempfile
 import pandas as pd
 
 from hdfs_io import Publication, get_filesystem
+from models.checks import check_int
 from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import write_json_parts
+from models.outputs import csv_string, write_json_parts
 from models.stages.sales import DEFAULT_PERIOD, DEFAULT_TOP_N
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
@@ -179,15 +178,6 @@ def fill_periods(rows, series_order, period, max_periods=MAX_PERIODS):
     return filled, periods
 
 
-def _series_csv(rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SALES_COLUMNS)
-    for row in rows:
-        writer.writerow([row[c] for c in SALES_COLUMNS])
-    return buffer.getvalue()
-
-
 def _frame(rows):
     frame = pd.DataFrame(rows, columns=list(SALES_COLUMNS))
     frame["period"] = pd.to_datetime(frame["period"], format="%Y-%m-%d")
@@ -197,10 +187,8 @@ def _frame(rows):
 def _check_arguments(period, top_n, max_periods):
     if period not in PERIODS:
         raise ValueError(f"period={period!r} should be one of {PERIODS}")
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
-        raise ValueError(f"top_n={top_n!r} should be an int >= 0")
-    if isinstance(max_periods, bool) or not isinstance(max_periods, int) or max_periods < 1:
-        raise ValueError(f"max_periods={max_periods!r} should be an int >= 1")
+    check_int("top_n", top_n, 0)
+    check_int("max_periods", max_periods, 1)
 
 
 def run_sales_stage(
@@ -336,7 +324,7 @@ def run_sales_stage(
             f"{len(periods)} periods"
         )
         written = write_json_parts(publication, filled)
-        publication.write_file(SERIES_CSV, _series_csv(filled))
+        publication.write_file(SERIES_CSV, csv_string(SALES_COLUMNS, filled))
         manifest = build_manifest(
             "sales",
             inputs=inputs,

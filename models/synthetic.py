@@ -80,6 +80,7 @@ from pathlib import Path
 import numpy as np
 
 from hdfs_io.local import atomic_file
+from models.checks import check_int
 
 __all__ = [
     "DEFAULT_CUSTOMERS",
@@ -390,21 +391,16 @@ def _check_arguments(customers, lines, seed, start, days, n_items, dirty_rate):
         raise ValueError(
             f"customers={customers!r} and lines={lines!r} are mutually exclusive: give one"
         )
-    for name, value, low in (
-        ("customers", customers, 1),
-        ("lines", lines, 100),
-        ("seed", seed, 0),
-        ("days", days, 7),
-        ("n_items", n_items, 30),
+    for name, value, low, high in (
+        ("customers", customers, 1, None),
+        ("lines", lines, 100, None),
+        ("seed", seed, 0, None),
+        ("days", days, 7, None),
+        ("n_items", n_items, 30, 999_999),
     ):
         if value is None and name in ("customers", "lines"):
             continue
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-            raise ValueError(f"{name}={value!r} should be an integer")
-        if value < low:
-            raise ValueError(f"{name}={value!r} should be >= {low}")
-    if n_items > 999_999:
-        raise ValueError(f"n_items={n_items!r} should be <= 999999")
+        check_int(name, value, low, high)
     if not isinstance(dirty_rate, (int, float)) or isinstance(dirty_rate, bool):
         raise ValueError(f"dirty_rate={dirty_rate!r} should be a number")
     if not 0 <= dirty_rate <= 0.5:

@@ -195,10 +195,10 @@ def test_long_frame_input_with_a_named_value_column_and_a_gap_filled_with_zero()
     "kwargs, message",
     [
         ({"period": "M"}, "period='M' should be one of"),
-        ({"horizon": 0}, "horizon=0 should be >= 1"),
+        ({"horizon": 0}, "horizon=0 should be an integer >= 1"),
         ({"horizon": 2.5}, "horizon=2.5 should be an integer"),
-        ({"backtest_periods": -1}, "backtest_periods=-1 should be >= 0"),
-        ({"processes": 0}, "processes=0 should be >= 1"),
+        ({"backtest_periods": -1}, "backtest_periods=-1 should be an integer >= 0"),
+        ({"processes": 0}, "processes=0 should be an integer >= 1"),
         ({"alpha": 1.5}, "alpha=1.5 should be a number between 0 and 1"),
         ({"transform": "log"}, "transform='log' should be one of"),
         ({"value": "revenue"}, "missing the column(s) ['revenue']"),

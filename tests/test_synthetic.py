@@ -345,11 +345,11 @@ def test_customers_and_lines_together_raise_value_error_naming_both(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"customers": 0}, r"customers=0 should be >= 1"),
-        ({"lines": 50}, r"lines=50 should be >= 100"),
-        ({"seed": -1}, r"seed=-1 should be >= 0"),
-        ({"days": 3}, r"days=3 should be >= 7"),
-        ({"n_items": 10}, r"n_items=10 should be >= 30"),
+        ({"customers": 0}, r"customers=0 should be an integer >= 1"),
+        ({"lines": 50}, r"lines=50 should be an integer >= 100"),
+        ({"seed": -1}, r"seed=-1 should be an integer >= 0"),
+        ({"days": 3}, r"days=3 should be an integer >= 7"),
+        ({"n_items": 10}, r"n_items=10 should be an integer in \[30, 999999\]"),
         ({"dirty_rate": 0.9}, r"dirty_rate=0.9"),
         ({"start": "2023-13-01"}, r"start='2023-13-01'"),
         ({"customers": 2.5}, r"customers=2.5 should be an integer"),
