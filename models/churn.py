@@ -477,9 +477,10 @@ def training_sample(training, *, max_train, seed, runner="inline", conf_paths=No
                 frame = _compact_frame(run.rows(), ("sample_key", *_TRAINING_COLUMNS))
                 break
         threshold = min(KEY_SPACE, threshold * 2)
-    # the max_train smallest keys (a stable sort: equal keys keep the job's order)
-    keep = np.argsort(frame["sample_key"].to_numpy(), kind="stable")[:max_train]
-    frame = _sorted_by_id(frame.iloc[keep].drop(columns="sample_key"))
+    # the max_train smallest keys (a stable sort: equal keys keep the id order); the frame
+    # is sorted by id, so the kept positions in increasing order keep it sorted
+    keep = np.sort(np.argsort(frame["sample_key"].to_numpy(), kind="stable")[:max_train])
+    frame = pd.DataFrame({c: frame[c].to_numpy()[keep] for c in _TRAINING_COLUMNS})
     rule = (
         f"the {max_train} labelled customers with the smallest blake2b-64 key of the UTF-8 "
         "customer id keyed by the seed (mr_jobs.churn_sample.sample_key)"
@@ -494,13 +495,19 @@ _TRAINING_COLUMNS = ("customer_id", *RFM_INPUT_COLUMNS, *LABEL_COLUMNS)
 #: Rows converted to arrays at a time by :func:`_compact_frame`.
 _CHUNK_ROWS = 65_536
 
+#: Ids up to this many characters are held as a fixed-width numpy array while the sample is
+#: read (longer ones, or ids with a NUL, which numpy would strip, stay Python strings).
+_ID_WIDTH = 64
+
 
 def _compact_frame(rows, columns):
     """Training rows (dicts) as a frame of ``columns`` sorted by ``customer_id``, built
     chunk by chunk so that only one chunk of dicts is held at a time.
 
     A row as a dict costs about 2 KB; in the frame, about 130 bytes (the id and nine
-    numbers), so the training sample's memory is about what the fit needs.
+    numbers). The ids are kept in fixed-width numpy arrays until the frame is made: a
+    Python string kept from each decoded row would pin the allocator's pools of the row's
+    freed keys (measured on 520,000 rows: 219 MB more resident for a 71 MB frame).
     """
     chunks, batch = [], []
     for row in rows:
@@ -510,8 +517,13 @@ def _compact_frame(rows, columns):
             batch = []
     if batch or not chunks:
         chunks.append(_columns_of(batch, columns))
-    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
-    return _sorted_by_id(frame)
+    del batch
+    data = {}
+    for name in columns:  # one column at a time: its chunks go as it is joined
+        data[name] = np.concatenate([chunk.pop(name) for chunk in chunks])
+    del chunks
+    order = np.argsort(data["customer_id"], kind="stable")
+    return pd.DataFrame({name: data.pop(name)[order] for name in columns})
 
 
 def _columns_of(rows, columns):
@@ -519,19 +531,22 @@ def _columns_of(rows, columns):
     for name in columns:
         values = [row[name] for row in rows]
         if name == "customer_id":
-            data[name] = np.array(values, dtype=object)
+            data[name] = _id_array(values)
         elif name == "sample_key":
             data[name] = np.array(values, dtype=np.uint64)
         elif name in ("churned", "orders_in_horizon"):
             data[name] = np.array(values, dtype=np.int64)
         else:
             data[name] = np.array(values, dtype=float)
-    return pd.DataFrame(data)
+    return data
 
 
-def _sorted_by_id(frame):
-    order = np.argsort(frame["customer_id"].to_numpy(), kind="stable")
-    return frame.iloc[order].reset_index(drop=True)
+def _id_array(ids):
+    """``ids`` as a fixed-width unicode array when that keeps them exactly and is small."""
+    longest = max(map(len, ids), default=0)
+    if longest <= _ID_WIDTH and not any("\x00" in i for i in ids):
+        return np.array(ids, dtype=f"<U{max(longest, 1)}")
+    return np.array(ids, dtype=object)
 
 
 def current_features(
@@ -800,12 +815,15 @@ def fit_churn_model(
     x = feature_matrix(frame).to_numpy()
     index = np.arange(len(y))
     train, test = train_test_split(index, test_size=test_size, stratify=y, random_state=seed)
+    # one copy of each part, made once (the candidates, folds and calibration all read it)
+    x_train, x_test, y_train = x[train], x[test], y[train]
+    del x
     folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
     cv_scores, timings = {}, {}
     for name in CANDIDATES:
         started = time.perf_counter()
         scores = cross_val_score(
-            _candidate(name, seed), x[train], y[train], cv=folds, scoring="roc_auc"
+            _candidate(name, seed), x_train, y_train, cv=folds, scoring="roc_auc"
         )
         cv_scores[name] = [float(s) for s in scores]
         timings[f"cv_{name}"] = time.perf_counter() - started
@@ -817,13 +835,13 @@ def fit_churn_model(
         _candidate(chosen, seed), method=method, cv=folds, ensemble=False
     )
     started = time.perf_counter()
-    calibrated.fit(x[train], y[train])
+    calibrated.fit(x_train, y_train)
     timings["calibrated_fit"] = time.perf_counter() - started
     # with ensemble=False the base model is the chosen candidate fitted on the whole training
     # part: exactly the uncalibrated model
     uncalibrated = calibrated.calibrated_classifiers_[0].estimator
-    p = calibrated.predict_proba(x[test])[:, 1]
-    p_raw = uncalibrated.predict_proba(x[test])[:, 1]
+    p = calibrated.predict_proba(x_test)[:, 1]
+    p_raw = uncalibrated.predict_proba(x_test)[:, 1]
     recency = frame["recency_days"].to_numpy(dtype=float)[test]
     metrics = _metrics(y[test], p)
     metrics.update(
@@ -845,7 +863,7 @@ def fit_churn_model(
             "recency_days": recency,
         }
     )
-    reference = dict(zip(MODEL_FEATURES, np.median(x[train], axis=0).tolist(), strict=True))
+    reference = dict(zip(MODEL_FEATURES, np.median(x_train, axis=0).tolist(), strict=True))
     return ChurnModel(
         estimator=calibrated,
         chosen=chosen,

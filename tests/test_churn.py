@@ -406,3 +406,31 @@ def test_synthetic_planted_churn_is_learned_well_above_chance(tmp_path):
     assert m["roc_auc"] > 0.8, report
     assert truth_auc > 0.8, report
     print(report)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["C3", "C1", "C20", "C2"],
+        ["é", "a", "Z", "ß"],
+        ["a\x00", "a", "b\x00c", "b"],  # numpy's fixed width would drop a trailing NUL
+        ["x" * 5000, "y", "x" * 4999],  # longer than the fixed width: Python strings
+    ],
+)
+@pytest.mark.parametrize("chunk_rows", [2, 65_536])
+def test_training_frame_keeps_every_id_exactly_in_python_order(ids, chunk_rows, monkeypatch):
+    from models import churn
+    from models.churn import _TRAINING_COLUMNS, _compact_frame
+
+    monkeypatch.setattr(churn, "_CHUNK_ROWS", chunk_rows)  # 2: chunks of both kinds joined
+
+    rows = [
+        {c: (i if c != "customer_id" else cid) for c in _TRAINING_COLUMNS}
+        for i, cid in enumerate(ids)
+    ]
+    frame = _compact_frame(iter(rows), _TRAINING_COLUMNS)
+    assert frame["customer_id"].tolist() == sorted(ids)
+    # the other columns travel with their id
+    by_id = {cid: i for i, cid in enumerate(ids)}
+    assert frame["orders"].tolist() == [float(by_id[c]) for c in sorted(ids)]
+    assert frame["churned"].dtype == np.int64
