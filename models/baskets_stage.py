@@ -48,6 +48,7 @@ from models.itemsets_stage import derive_rules, find_frequent_itemsets, parse_mi
 from models.job_runner import run_job
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_string, jsonl_text, write_json_parts
+from models.progress import summarize_manifest
 from models.recommend import item_recommendations, recommend_for_customers
 from mr_jobs.cooccurrence import (
     COUNTER_GROUP_BASKETS,
@@ -312,17 +313,7 @@ def run_baskets_stage(
             "column to make baskets"
         )
     # every parameter is checked before the first job runs
-    parse_min_support(min_support)
-    parse_min_confidence(min_confidence)
-    check_int("min_count", min_count, 1)
-    check_int("max_basket_items", max_basket_items, 2)
-    if max_itemset_size is not None:
-        check_int(
-            "max_itemset_size",
-            max_itemset_size,
-            1,
-            rule="an integer >= 1, or None for no limit",
-        )
+    _check_options(min_support, min_confidence, min_count, max_basket_items, max_itemset_size)
     item_recommendations([], top_n=top_n, rank_by=rank_by)  # checks both
     as_of_args = [] if as_of is None else ["--as-of", _iso_date(as_of)]
     fs, out = get_filesystem(output_path)
@@ -354,48 +345,19 @@ def run_baskets_stage(
                 f"({details['seconds']:.1f} s)"
             )
             sets, set_rules = [], []
-            if itemsets and not found["pairs"]:
-                # no frequent pair, so no frequent itemset of 2 or more (Apriori): the
-                # frequent items are all there is, and SON's two runs are skipped
-                sets = [
-                    {"items": [r["item"]], "count": r["count"], "support": r["support"]}
-                    for r in found["items"]
-                ]
-                details["itemsets"] = {
-                    "by_size": _count_by_size(sets),
-                    "rules": 0,
-                    "candidates": 0,
-                    "seconds": {},
-                    "skipped": "no frequent pair: the frequent items are the only itemsets",
-                }
-            elif itemsets:
-                sets, set_details = find_frequent_itemsets(
+            if itemsets:
+                sets, set_rules = _itemsets(
                     readable,
+                    found,
+                    details,
                     schema=schema,
                     min_support=min_support,
-                    max_size=max_itemset_size,
+                    min_count=min_count,
+                    min_confidence=min_confidence,
+                    max_itemset_size=max_itemset_size,
                     max_basket_items=max_basket_items,
-                    # SON mines over job 1's frequent items and pairs; with a min_count
-                    # they may be too few, so SON finds its own (min count 1)
-                    frequent={**found, "baskets": details["baskets"]} if min_count == 1 else None,
-                    runner=runner,
-                    conf_paths=conf_paths,
-                    extra_args=as_of_args,
-                    progress=say,
-                )
-                _check_same_lines("frequent itemsets", set_details["lines"], lines)
-                _check_same_pairs(found["pairs"], sets, details, set_details)
-                set_rules = derive_rules(sets, set_details["baskets"], min_confidence)
-                set_rules.sort(key=rule_strength)
-                details["itemsets"] = {
-                    "by_size": _count_by_size(sets),
-                    "rules": len(set_rules),
-                    "candidates": set_details["candidates"],
-                    "chunks": set_details["chunks"],
-                    "seconds": set_details["seconds"],
-                }
-                say(
-                    f"{len(sets):,} frequent itemsets, {len(set_rules):,} rules with one consequent"
+                    jobs={"runner": runner, "conf_paths": conf_paths, "extra_args": as_of_args},
+                    say=say,
                 )
             rec_manifest = None
             if recommendations_path is not None:
@@ -415,38 +377,9 @@ def run_baskets_stage(
                     reporter=reporter,
                 )
         written = write_json_parts(publication, found["rules"])
-        publication.write_file("rules.csv", csv_string(RULE_COLUMNS, found["rules"]))
-        publication.write_file("items.csv", csv_string(ITEM_COLUMNS, found["items"]))
-        publication.write_file(
-            "pairs.csv",
-            csv_string(
-                PAIR_COLUMNS,
-                ({**p, "item_a": p["items"][0], "item_b": p["items"][1]} for p in found["pairs"]),
-            ),
-        )
-        outputs = ["rules.csv", "items.csv", "pairs.csv"]
-        if itemsets:
-            publication.write_file("itemsets.jsonl", jsonl_text(sets))
-            publication.write_file(
-                "itemsets.csv",
-                csv_string(ITEMSET_COLUMNS, ({**s, "size": len(s["items"])} for s in sets)),
-            )
-            publication.write_file("itemset_rules.jsonl", jsonl_text(set_rules))
-            publication.write_file("itemset_rules.csv", csv_string(ITEMSET_RULE_COLUMNS, set_rules))
-            outputs += [
-                "itemsets.jsonl",
-                "itemsets.csv",
-                "itemset_rules.jsonl",
-                "itemset_rules.csv",
-            ]
+        outputs = _write_tables(publication, found, sets if itemsets else None, set_rules)
         if rec_manifest is not None:
-            details["recommendations"] = {
-                "output": rec_manifest["output"],
-                "customers": rec_manifest["details"]["customers"],
-                "customers_with_recommendations": rec_manifest["details"]["with_recommendations"],
-                "rows_written": rec_manifest["rows_written"],
-                "seconds": rec_manifest["timings"]["seconds"],
-            }
+            details["recommendations"] = _recommendations_facts(rec_manifest)
         manifest = build_manifest(
             "baskets",
             inputs=inputs,
@@ -469,16 +402,104 @@ def run_baskets_stage(
             details={k: v for k, v in details.items() if k != "lines"},
         )
         publication.commit(manifest)
-    if reporter:
-        reporter.summary(
-            "baskets",
-            rows_in=lines["read"],
-            rows_out=written,
-            rejected=lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=lines["rejected_by_reason"],
-        )
+    summarize_manifest(reporter, "baskets", manifest)
     return manifest
+
+
+def _check_options(min_support, min_confidence, min_count, max_basket_items, max_itemset_size):
+    parse_min_support(min_support)
+    parse_min_confidence(min_confidence)
+    check_int("min_count", min_count, 1)
+    check_int("max_basket_items", max_basket_items, 2)
+    if max_itemset_size is not None:
+        rule = "an integer >= 1, or None for no limit"
+        check_int("max_itemset_size", max_itemset_size, 1, rule=rule)
+
+
+def _itemsets(
+    readable,
+    found,
+    details,
+    *,
+    min_support,
+    min_count,
+    min_confidence,
+    max_itemset_size,
+    max_basket_items,
+    schema,
+    jobs,
+    say,
+):
+    """SON's frequent itemsets and their one-consequent rules; records them in ``details``."""
+    if not found["pairs"]:
+        # no frequent pair, so no frequent itemset of 2 or more (Apriori): the frequent
+        # items are all there is, and SON's two runs are skipped
+        sets = [
+            {"items": [r["item"]], "count": r["count"], "support": r["support"]}
+            for r in found["items"]
+        ]
+        details["itemsets"] = {
+            "by_size": _count_by_size(sets),
+            "rules": 0,
+            "candidates": 0,
+            "seconds": {},
+            "skipped": "no frequent pair: the frequent items are the only itemsets",
+        }
+        return sets, []
+    sets, set_details = find_frequent_itemsets(
+        readable,
+        schema=schema,
+        min_support=min_support,
+        max_size=max_itemset_size,
+        max_basket_items=max_basket_items,
+        # SON mines over job 1's frequent items and pairs; with a min_count they may be
+        # too few, so SON finds its own (min count 1)
+        frequent={**found, "baskets": details["baskets"]} if min_count == 1 else None,
+        progress=say,
+        **jobs,
+    )
+    _check_same_lines("frequent itemsets", set_details["lines"], details["lines"])
+    _check_same_pairs(found["pairs"], sets, details, set_details)
+    set_rules = derive_rules(sets, set_details["baskets"], min_confidence)
+    set_rules.sort(key=rule_strength)
+    details["itemsets"] = {
+        "by_size": _count_by_size(sets),
+        "rules": len(set_rules),
+        "candidates": set_details["candidates"],
+        "chunks": set_details["chunks"],
+        "seconds": set_details["seconds"],
+    }
+    say(f"{len(sets):,} frequent itemsets, {len(set_rules):,} rules with one consequent")
+    return sets, set_rules
+
+
+def _write_tables(publication, found, sets, set_rules):
+    """Write the rules', items' and pairs' CSV (and the itemsets' files unless ``sets`` is
+    None); return the names written."""
+    publication.write_file("rules.csv", csv_string(RULE_COLUMNS, found["rules"]))
+    publication.write_file("items.csv", csv_string(ITEM_COLUMNS, found["items"]))
+    pairs = ({**p, "item_a": p["items"][0], "item_b": p["items"][1]} for p in found["pairs"])
+    publication.write_file("pairs.csv", csv_string(PAIR_COLUMNS, pairs))
+    outputs = ["rules.csv", "items.csv", "pairs.csv"]
+    if sets is None:
+        return outputs
+    publication.write_file("itemsets.jsonl", jsonl_text(sets))
+    sized = ({**s, "size": len(s["items"])} for s in sets)
+    publication.write_file("itemsets.csv", csv_string(ITEMSET_COLUMNS, sized))
+    publication.write_file("itemset_rules.jsonl", jsonl_text(set_rules))
+    publication.write_file("itemset_rules.csv", csv_string(ITEMSET_RULE_COLUMNS, set_rules))
+    return outputs + ["itemsets.jsonl", "itemsets.csv", "itemset_rules.jsonl", "itemset_rules.csv"]
+
+
+def _recommendations_facts(rec_manifest):
+    """What the baskets manifest records of the recommendations it published."""
+    return {
+        "output": rec_manifest["output"],
+        "customers": rec_manifest["details"]["customers"],
+        "customers_with_recommendations": rec_manifest["details"]["with_recommendations"],
+        "rows_written": rec_manifest["rows_written"],
+        "seconds": rec_manifest["timings"]["seconds"],
+    }
 
 
 def _publish_recommendations(

@@ -93,6 +93,7 @@ from models.inputs import describe_inputs, expand_parts
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_lines, json_plain, staged_parts
+from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
 from models.stages.churn import DEFAULT_HORIZON_DAYS
 from mr_jobs.churn_rules import (
@@ -386,102 +387,121 @@ def run_churn_stage(
             f"{m['recency_only_roc_auc']:.3f}), Brier {m['brier']:.4f}"
         )
         with Publication(fs, out, overwrite=overwrite) as publication:
-            written, tiers, at_risk = _score(
+            scored = _publish_scores(
                 publication,
                 model,
                 parts,
-                value=value,
-                top_drivers=top_drivers,
                 as_of=latest,
+                value=value,
+                value_quantile=value_quantile,
+                top_drivers=top_drivers,
+                limit=early_warning_limit,
                 jobs=jobs,
+                say=say,
             )
-            scored_parts = _runner_paths(publication.fs, staged_parts(publication))
-            threshold = _value_threshold(scored_parts, written, value_quantile, jobs)
-            warned = _early_warning(
-                publication, scored_parts, threshold, early_warning_limit, top_drivers, jobs
-            )
-            say(f"scored {written:,} customers; {warned:,} on the early-warning list")
-            _scores_csv(publication, top_drivers)
-            metadata = json_plain(
-                {
-                    **model.metadata(),
-                    "cutoff": training.cutoff,
-                    "horizon_days": horizon_days,
-                    "horizon_end": training.horizon_end,
-                }
-            )
-            publication.write_file(
-                METRICS_JSON, json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
-            )
-            manifest = build_manifest(
-                "churn",
-                inputs=inputs,
-                parameters={
-                    "schema": schema.to_dict(),
-                    "horizon_days": horizon_days,
-                    "cutoff": cutoff if rule == "given" else None,
-                    "as_of": as_of,
-                    "seed": int(seed),
-                    "value": value,
-                    "value_quantile": value_quantile,
-                    "top_drivers": top_drivers,
-                    "early_warning_limit": early_warning_limit,
-                    "churn_max_train": churn_max_train,
-                    "overwrite": overwrite,
-                },
-                runner=runner,
-                lines=training.lines["features"],
-                rows_written=written,
-                stopwatch=watch,
-                outputs=[
-                    SCORES_CSV,
-                    EARLY_WARNING_CSV,
-                    EARLY_WARNING_JSONL,
-                    METRICS_JSON,
-                    MODEL_FILE,
-                ],
-                details=json_plain(
-                    {
-                        "cutoff": training.cutoff,
-                        "cutoff_rule": rule,
-                        "horizon_days": horizon_days,
-                        "horizon_end": training.horizon_end,
-                        "scored_as_of": latest,
-                        "labelled_customers": training.labelled,
-                        "churn_rate": float(training.counts[1] / training.labelled),
-                        "training_sample": sample,
-                        "label_lines": training.lines["labels"],
-                        "current_lines": current_lines,
-                        "scored_customers": written,
-                        "chosen": model.chosen,
-                        "calibration": model.calibration,
-                        "metrics": m,
-                        "tiers": tiers,
-                        "value": value,
-                        "value_threshold": threshold,
-                        "value_at_risk_total": at_risk,
-                        "value_at_risk_total_rule": "the sum of value_at_risk rounded to 1e-6 "
-                        "per customer (counters are integers)",
-                        "early_warning": warned,
-                        "model_file": MODEL_FILE,
-                        "trust_boundary": "load with models.churn.load_model, which refuses "
-                        "types outside skops' defaults and models.churn.TRUSTED_TYPES",
-                    }
-                ),
-            )
+            _write_metrics(publication, model, training, horizon_days)
+            parameters = {
+                "schema": schema.to_dict(),
+                "horizon_days": horizon_days,
+                "cutoff": cutoff if rule == "given" else None,
+                "as_of": as_of,
+                "seed": int(seed),
+                "value": value,
+                "value_quantile": value_quantile,
+                "top_drivers": top_drivers,
+                "early_warning_limit": early_warning_limit,
+                "churn_max_train": churn_max_train,
+                "overwrite": overwrite,
+            }
+            facts = {
+                "cutoff_rule": rule,
+                "scored_as_of": latest,
+                "training_sample": sample,
+                "current_lines": current_lines,
+                "value": value,
+            }
+            manifest = _manifest(inputs, parameters, runner, watch, training, model, scored, facts)
             publication.commit(manifest)
+    written = scored["written"]
     say(f"published {written:,} scores and {len(manifest['outputs'])} files to {fs.uri(out)}")
-    if reporter:
-        lines = training.lines["features"]
-        reporter.summary(
-            "churn",
-            rows_in=lines["read"],
-            rows_out=written,
-            rejected=lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=lines["rejected_by_reason"],
-        )
-    return [posixpath.basename(p) for p in scored_parts], model, manifest
+    summarize_manifest(reporter, "churn", manifest)
+    return [posixpath.basename(p) for p in scored["parts"]], model, manifest
+
+
+def _publish_scores(
+    publication, model, parts, *, as_of, value, value_quantile, top_drivers, limit, jobs, say
+):
+    """Score every customer into ``publication``, then its early-warning list and CSV."""
+    written, tiers, at_risk = _score(
+        publication, model, parts, value=value, top_drivers=top_drivers, as_of=as_of, jobs=jobs
+    )
+    scored_parts = _runner_paths(publication.fs, staged_parts(publication))
+    threshold = _value_threshold(scored_parts, written, value_quantile, jobs)
+    warned = _early_warning(publication, scored_parts, threshold, limit, top_drivers, jobs)
+    say(f"scored {written:,} customers; {warned:,} on the early-warning list")
+    _scores_csv(publication, top_drivers)
+    return {
+        "written": written,
+        "tiers": tiers,
+        "at_risk": at_risk,
+        "parts": scored_parts,
+        "threshold": threshold,
+        "warned": warned,
+    }
+
+
+def _write_metrics(publication, model, training, horizon_days):
+    metadata = json_plain(
+        {
+            **model.metadata(),
+            "cutoff": training.cutoff,
+            "horizon_days": horizon_days,
+            "horizon_end": training.horizon_end,
+        }
+    )
+    text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    publication.write_file(METRICS_JSON, text)
+
+
+def _manifest(inputs, parameters, runner, watch, training, model, scored, facts):
+    """The churn manifest: the training pass's line accounting, the scores and the model."""
+    details = {
+        "cutoff": training.cutoff,
+        "cutoff_rule": facts["cutoff_rule"],
+        "horizon_days": parameters["horizon_days"],
+        "horizon_end": training.horizon_end,
+        "scored_as_of": facts["scored_as_of"],
+        "labelled_customers": training.labelled,
+        "churn_rate": float(training.counts[1] / training.labelled),
+        "training_sample": facts["training_sample"],
+        "label_lines": training.lines["labels"],
+        "current_lines": facts["current_lines"],
+        "scored_customers": scored["written"],
+        "chosen": model.chosen,
+        "calibration": model.calibration,
+        "metrics": model.metrics,
+        "tiers": scored["tiers"],
+        "value": facts["value"],
+        "value_threshold": scored["threshold"],
+        "value_at_risk_total": scored["at_risk"],
+        "value_at_risk_total_rule": "the sum of value_at_risk rounded to 1e-6 "
+        "per customer (counters are integers)",
+        "early_warning": scored["warned"],
+        "model_file": MODEL_FILE,
+        "trust_boundary": "load with models.churn.load_model, which refuses "
+        "types outside skops' defaults and models.churn.TRUSTED_TYPES",
+    }
+    return build_manifest(
+        "churn",
+        inputs=inputs,
+        parameters=parameters,
+        runner=runner,
+        lines=training.lines["features"],
+        rows_written=scored["written"],
+        stopwatch=watch,
+        outputs=[SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE],
+        details=json_plain(details),
+    )
 
 
 def _first_row(parts):

@@ -59,6 +59,7 @@ from models.kmeans import (
 )
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts
+from models.progress import summarize_manifest
 from models.segment_profiles import (
     name_segments,
     overlap_from_counts,
@@ -194,15 +195,7 @@ def run_kmeans_stage(
             details=_details(fit, labelling.seconds, profile_seconds),
         )
         publication.commit(manifest)
-    if reporter:
-        reporter.summary(
-            "segments",
-            rows_in=fit.lines["read"],
-            rows_out=labelling.written,
-            rejected=fit.lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=fit.lines["rejected_by_reason"],
-        )
+    summarize_manifest(reporter, "segments", manifest)
     return manifest
 
 

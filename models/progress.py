@@ -10,7 +10,7 @@ import sys
 
 from hdfs_io import install_log_redaction, redact_uri
 
-__all__ = ["Reporter", "format_summary"]
+__all__ = ["Reporter", "format_summary", "summarize_manifest"]
 
 
 def format_summary(stage, *, rows_in, rows_out, rejected=0, seconds=0.0, by_reason=None):
@@ -54,3 +54,27 @@ class Reporter:
     def summary(self, stage, **figures):
         """Write the stage's one-line summary (see :func:`format_summary`)."""
         self._write(format_summary(stage, **figures))
+
+
+def summarize_manifest(reporter, stage, manifest):
+    """Write ``stage``'s summary from its manifest's line accounting, rows and seconds.
+
+    Parameters
+    ----------
+    reporter : Reporter or None
+        Nothing is written without one.
+    stage : str
+    manifest : dict
+        As :func:`models.manifest.build_manifest` returns it.
+    """
+    if reporter is None:
+        return
+    lines = manifest["lines"]
+    reporter.summary(
+        stage,
+        rows_in=lines["read"],
+        rows_out=manifest["rows_written"],
+        rejected=lines["rejected"],
+        seconds=manifest["timings"]["seconds"],
+        by_reason=lines["rejected_by_reason"],
+    )

@@ -12,6 +12,7 @@ from hdfs_io import Publication, get_filesystem
 from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
+from models.progress import summarize_manifest
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
 from mr_jobs.rfm import MRCustomerRFM, purchase_days
@@ -113,15 +114,7 @@ def run_rfm_stage(
             },
         )
         publication.commit(manifest)
-    if reporter:
-        reporter.summary(
-            "rfm",
-            rows_in=lines["read"],
-            rows_out=written,
-            rejected=lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=lines["rejected_by_reason"],
-        )
+    summarize_manifest(reporter, "rfm", manifest)
     return manifest
 
 

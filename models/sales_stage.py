@@ -54,6 +54,7 @@ from models.inputs import describe_inputs, local_inputs
 from models.job_runner import AccountingError, run_job
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_string, write_json_parts
+from models.progress import summarize_manifest
 from models.stages.sales import DEFAULT_PERIOD, DEFAULT_TOP_N
 from mr_jobs.job_options import schema_to_args
 from mr_jobs.records import parse_as_of
@@ -362,15 +363,7 @@ def run_sales_stage(
             },
         )
         publication.commit(manifest)
-    if reporter:
-        reporter.summary(
-            "sales",
-            rows_in=lines["read"],
-            rows_out=written,
-            rejected=lines["rejected"],
-            seconds=manifest["timings"]["seconds"],
-            by_reason=lines["rejected_by_reason"],
-        )
+    summarize_manifest(reporter, "sales", manifest)
     return _frame(filled), manifest
 
 

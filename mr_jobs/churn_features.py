@@ -35,8 +35,8 @@ from mrjob.step import MRStep
 
 from mr_jobs.base import OrderLineJob
 from mr_jobs.protocols import CompactJSONProtocol, CompactJSONValueProtocol
-from mr_jobs.records import format_micros, format_seconds, parse_as_of
-from mr_jobs.rfm import apply_as_of
+from mr_jobs.records import parse_as_of
+from mr_jobs.rfm import apply_as_of, customer_row
 
 __all__ = ["COUNTER_GROUP_CHURN", "MRChurnFeatures", "label_lines", "latest_day"]
 
@@ -228,32 +228,12 @@ class MRChurnFeatures(OrderLineJob):
 
     def _training_row(self, customer, m):
         """The RFM row as of the cutoff (period ``D``) and the label columns."""
-        lines, value, days = m[_LINES], m[_VALUE], m[_DAYS]
+        lines, value = m[_LINES], m[_VALUE]
         # without an order column every line is an order (as in mr_jobs.rfm)
         n_orders = len(m[_ORDERS]) if m[_ORDERS] else lines
-        first_day = min(days)
-        frequency = len(days) - 1
-        row = {
-            "customer_id": customer,
-            "first_purchase": format_seconds(m[_FIRST]),
-            "last_purchase": format_seconds(m[_LAST]),
-            "orders": n_orders,
-            "purchase_days": len(days),
-            "lines": lines,
-            "total_quantity": format_micros(m[_QUANTITY]),
-            "total_value": value / _MICRO,
-            "mean_order_value": value / (n_orders * _MICRO),
-            "as_of": None,
-            "recency_days": None,
-            "tenure_days": None,
-            "period": "D",
-            "frequency": frequency,
-            "recency": max(days) - first_day,
-            "T": None,
-            "monetary_value": (value - days[first_day]) / (frequency * _MICRO)
-            if frequency
-            else 0.0,
-        }
+        row = customer_row(
+            customer, m[_FIRST], m[_LAST], lines, m[_QUANTITY], value, m[_DAYS], n_orders, "D"
+        )
         apply_as_of(row, self._cutoff_ordinal)
         if m[_ORDERS] or m[_H_ORDERS]:
             in_horizon = len(m[_H_ORDERS] - m[_ORDERS])

@@ -47,6 +47,7 @@ __all__ = [
     "MRCustomerRFM",
     "RFM_COLUMNS",
     "apply_as_of",
+    "customer_row",
     "encode_row",
     "period_of_day",
     "purchase_days",
@@ -167,6 +168,61 @@ def purchase_days(counters):
 
 def _date_ordinal(iso_timestamp):
     return datetime.date.fromisoformat(iso_timestamp[:10]).toordinal()
+
+
+def customer_row(customer, first, last, lines, quantity, value, days, n_orders, period):
+    """A customer's RFM row (:data:`RFM_COLUMNS`) from its merged figures, without the
+    as-of fields (``as_of``, ``recency_days``, ``tenure_days``, ``T``: see
+    :func:`apply_as_of`).
+
+    Parameters
+    ----------
+    customer : str
+    first, last : int
+        Seconds since the epoch of the first and last purchase.
+    lines : int
+    quantity, value : int
+        Sums in micro-units.
+    days : dict
+        Day ordinal -> value (micro-units) bought that day; not empty.
+    n_orders : int
+    period : str
+        ``D``, ``W`` or ``M``: the lifetimes columns' period.
+
+    Returns
+    -------
+    dict
+    """
+    if period == "D":
+        periods = days
+    else:
+        periods = {}
+        for day, day_value in days.items():
+            key = period_of_day(day, period)
+            periods[key] = periods.get(key, 0) + day_value
+    first_period = min(periods)
+    frequency = len(periods) - 1
+    # the periods' values add up to the customer's total value
+    repeat_value = value - periods[first_period]
+    return {
+        "customer_id": customer,
+        "first_purchase": format_seconds(first),
+        "last_purchase": format_seconds(last),
+        "orders": n_orders,
+        "purchase_days": len(days),
+        "lines": lines,
+        "total_quantity": format_micros(quantity),
+        "total_value": value / _MICRO,
+        "mean_order_value": value / (n_orders * _MICRO),
+        "as_of": None,
+        "recency_days": None,
+        "tenure_days": None,
+        "period": period,
+        "frequency": frequency,
+        "recency": max(periods) - first_period,
+        "T": None,
+        "monetary_value": repeat_value / (frequency * _MICRO) if frequency else 0.0,
+    }
 
 
 def apply_as_of(row, as_of_ordinal):
@@ -356,37 +412,9 @@ class MRCustomerRFM(OrderLineJob):
         yield None, row
 
     def _customer_row(self, customer, first, last, lines, quantity, value, days, n_orders):
-        period = self._period
-        if period == "D":
-            periods = days
-        else:
-            periods = {}
-            for day, day_value in days.items():
-                key = period_of_day(day, period)
-                periods[key] = periods.get(key, 0) + day_value
-        first_period = min(periods)
-        frequency = len(periods) - 1
-        # the periods' values add up to the customer's total value
-        repeat_value = value - periods[first_period]
-        row = {
-            "customer_id": customer,
-            "first_purchase": format_seconds(first),
-            "last_purchase": format_seconds(last),
-            "orders": n_orders,
-            "purchase_days": len(days),
-            "lines": lines,
-            "total_quantity": format_micros(quantity),
-            "total_value": value / _MICRO,
-            "mean_order_value": value / (n_orders * _MICRO),
-            "as_of": None,
-            "recency_days": None,
-            "tenure_days": None,
-            "period": period,
-            "frequency": frequency,
-            "recency": max(periods) - first_period,
-            "T": None,
-            "monetary_value": repeat_value / (frequency * _MICRO) if frequency else 0.0,
-        }
+        row = customer_row(
+            customer, first, last, lines, quantity, value, days, n_orders, self._period
+        )
         if self._as_of_ordinal is not None:
             apply_as_of(row, self._as_of_ordinal)
         return row
