@@ -26,6 +26,15 @@ the forecast workers are its child processes and are not counted):
   its own ``VmHWM``. The overall peak is the largest stage peak;
 - the lines read and the customers (``rfm/_manifest.json``), and the total seconds.
 
+With ``--runner hadoop`` the same runs go to the Hadoop cluster of the client environment
+(``scripts/hadoop-cluster.sh start``, then ``eval "$(scripts/hadoop-cluster.sh env)"``):
+each log is uploaded to ``--hdfs-dir`` (default ``hdfs:///bench-scale``) and read from
+there, the outputs are published under it, the record is polled through WebHDFS (every
+second at least) and the YARN tasks run this Python (an mrjob config read after the
+project's). The driver measured is still the ``crm-mr`` process on this machine; its
+memory should not grow with the customers, since every per-customer table is written by
+the tasks on HDFS.
+
 Goals (issue 16): the driver's peak under 500 MB at 1,000,000 customers and growing less
 than 1.3x from 100,000 to 1,000,000; every stage's time growing at most 11x for 10x the
 customers (for another ratio r of sizes, at most 1.1 r). The exit code is 0 whatever the
@@ -34,6 +43,7 @@ goals: each is printed as PASS or MISS.
     python benchmarks/bench_scale.py                            # 100,000 and 1,000,000
     python benchmarks/bench_scale.py --customers 20000,200000 --json out.json
     python benchmarks/bench_scale.py --customers 100000 --work-dir /tmp/bench-scale
+    python benchmarks/bench_scale.py --runner hadoop --customers 2000,20000 -- --k 5
 """
 
 import os
@@ -123,30 +133,81 @@ def reset_hwm(pid):
         return False
 
 
-def recorded_stages(record_path):
-    """The stage entries of the run record so far (``[]`` before it exists)."""
+def read_json(uri):
+    """The JSON document at a local path or an ``hdfs://`` URI, ``None`` when unreadable."""
+    from hdfs_io import StorageError, get_filesystem
+
     try:
-        return json.loads(Path(record_path).read_text()).get("stages", [])
-    except (OSError, ValueError):
-        return []
+        if not str(uri).startswith("hdfs://"):
+            return json.loads(Path(uri).read_text())
+        fs, path = get_filesystem(str(uri))
+        return json.loads(fs.read(path))
+    except (OSError, ValueError, StorageError):
+        return None
 
 
-def run_pipeline(log, root, python, poll, extra, stderr_path):
-    """Run every stage on ``log``; return the run record, per-window peaks and samples."""
+def remove_record(uri):
+    """Delete a previous run's record, so that it is not read as this run's."""
+    from hdfs_io import get_filesystem
+
+    fs, path = get_filesystem(str(uri))
+    if fs.exists(path):
+        fs.delete(path)
+
+
+def place_log(log, hdfs_dir):
+    """``log`` uploaded into ``hdfs_dir`` (kept when a file of its size is there already)."""
+    from hdfs_io import get_filesystem, join
+
+    uri = join(hdfs_dir, Path(log).name)
+    fs, path = get_filesystem(uri)
+    if not (fs.exists(path) and fs.size(path) == os.path.getsize(log)):
+        fs.upload(str(log), path, overwrite=True)
+    return uri
+
+
+def nodes_conf(work):
+    """An mrjob config read after the project's: the YARN tasks run this Python, which has
+    numpy and pandas for the K-Means jobs (as the tests do; a real cluster's nodes have
+    their own)."""
+    path = Path(work) / "nodes-python.conf"
+    path.write_text(json.dumps({"runners": {"hadoop": {"python_bin": [sys.executable]}}}))
+    return str(path)
+
+
+def check_hadoop_client():
+    """A clear error when the Hadoop client environment is not set."""
+    missing = [v for v in ("HADOOP_HOME", "CRM_WEBHDFS_URL") if not os.environ.get(v)]
+    if missing:
+        raise SystemExit(
+            f"--runner hadoop needs {', '.join(missing)} set: start the project's cluster "
+            'with scripts/hadoop-cluster.sh start, then eval "$(scripts/hadoop-cluster.sh env)"'
+        )
+
+
+def run_pipeline(log, root, python, poll, extra, stderr_path, runner="local", confs=()):
+    """Run every stage on ``log``; return the run record, per-window peaks and samples.
+
+    ``root`` is a local directory or an ``hdfs://`` URI; the record is read there every
+    ``poll`` seconds (every second at least on HDFS, each read being a WebHDFS request).
+    """
     order = stage_order()
-    record_path = Path(root) / RECORD
-    if record_path.exists():
-        record_path.unlink()  # so that a previous run's record is not read as this one's
+    record_path = f"{root}/{RECORD}"
+    remove_record(record_path)
+    record_every = poll if not str(root).startswith("hdfs://") else max(poll, 1.0)
     cmd = [python, "-c", WRAPPER, "run", "--input", str(log), "-o", str(root)]
-    cmd += ["-r", "local", "--mrjob-conf", MRJOB_CONF, "--overwrite", *extra]
-    exit_file = Path(root).with_name(Path(root).name + ".exit")
+    cmd += ["-r", runner, "--mrjob-conf", MRJOB_CONF]
+    for conf in confs:
+        cmd += ["--mrjob-conf", conf]
+    cmd += ["--overwrite", *extra]
+    exit_file = Path(stderr_path).with_suffix(".exit")
     env = dict(os.environ, BENCH_SCALE_EXIT=str(exit_file), PYTHONPATH=str(REPO))
     windows = {}  # window -> {"hwm_kb", "rss_max_kb", "samples", "seconds"}
     resets_refused = False
     with open(stderr_path, "w") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=err, stderr=err)
-        current, window_started, mtime = "startup", started, None
+        current, window_started, seen, read_at = "startup", started, None, 0.0
         windows[current] = {"hwm_kb": 0, "rss_max_kb": 0, "samples": 0}
         while proc.poll() is None:
             status = read_status(proc.pid)
@@ -155,13 +216,13 @@ def run_pipeline(log, root, python, poll, extra, stderr_path):
                 w["rss_max_kb"] = max(w["rss_max_kb"], status[0])
                 w["hwm_kb"] = max(w["hwm_kb"], status[1])
                 w["samples"] += 1
-            try:
-                new_mtime = record_path.stat().st_mtime_ns
-            except OSError:
-                new_mtime = None
-            if new_mtime is not None and new_mtime != mtime:
-                mtime = new_mtime
-                done = [e["stage"] for e in recorded_stages(record_path)]
+            record = None
+            if time.perf_counter() - read_at >= record_every:
+                read_at = time.perf_counter()
+                record = read_json(record_path)
+            done = [e["stage"] for e in (record or {}).get("stages", [])]
+            if record is not None and done != seen:
+                seen = done
                 left = [s for s in order if s not in done]
                 following = left[0] if left else "finishing"
                 if following != current:
@@ -185,10 +246,7 @@ def run_pipeline(log, root, python, poll, extra, stderr_path):
         exit_file.unlink()
     except (OSError, ValueError):
         wrapped_code = None
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        record = {}
+    record = read_json(record_path) or {}
     return {
         "exit_code": code,
         "main_exit_code": wrapped_code,
@@ -226,11 +284,8 @@ def summarise(customers, log, generated_seconds, run, root):
                 "rss_samples": w["samples"],
             }
     peaks = [max(w["hwm_kb"], w["rss_max_kb"]) for w in windows.values()]
-    try:
-        manifest = json.loads((Path(root) / "rfm" / "_manifest.json").read_text())
-        found = manifest.get("details", {}).get("customers")
-    except (OSError, ValueError):
-        found = None
+    manifest = read_json(f"{root}/rfm/_manifest.json") or {}
+    found = manifest.get("details", {}).get("customers")
     rfm = next((e for e in record.get("stages", []) if e["stage"] == "rfm"), {})
     return {
         "customers_asked": customers,
@@ -361,12 +416,26 @@ def main(argv=None):
     parser.add_argument("--work-dir", help="where logs and results go (default: a temp dir)")
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between samples")
     parser.add_argument("--json", help="save the results here")
+    parser.add_argument(
+        "--runner",
+        choices=["local", "hadoop"],
+        default="local",
+        help="local (default), or hadoop: the cluster of the client environment, the log "
+        "uploaded to --hdfs-dir and the outputs published there",
+    )
+    parser.add_argument(
+        "--hdfs-dir",
+        default="hdfs:///bench-scale",
+        help="with --runner hadoop: where the logs and outputs go (default hdfs:///bench-scale)",
+    )
     parser.add_argument("extra", nargs="*", help="after --: more arguments for crm-mr run")
     args = parser.parse_args(argv)
     sizes = sorted(int(n.replace("_", "")) for n in args.customers.split(","))
     python = str(REPO / ".venv" / "bin" / "python")
     if not os.path.exists(python):
         python = sys.executable
+    if args.runner == "hadoop":
+        check_hadoop_client()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -377,9 +446,13 @@ def main(argv=None):
             log, generated = generate(work, customers, args.seed, python)
             made = "reused" if generated is None else f"generated in {generated:.1f} s"
             print(f"{customers:,} customers: {log} ({os.path.getsize(log) / 1e6:.0f} MB, {made})")
-            root = work / f"out-{customers}"
+            root, source, confs = work / f"out-{customers}", log, ()
+            if args.runner == "hadoop":
+                source = place_log(log, args.hdfs_dir)
+                root, confs = f"{args.hdfs_dir.rstrip('/')}/out-{customers}", [nodes_conf(work)]
+                print(f"  on Hadoop: {source} -> {root}")
             err = work / f"run-{customers}.stderr"
-            run = run_pipeline(log, root, python, args.poll, args.extra, err)
+            run = run_pipeline(source, root, python, args.poll, args.extra, err, args.runner, confs)
             result = summarise(customers, log, generated, run, root)
             result["load_average_after"] = machine()["load_average"]
             results.append(result)
@@ -408,7 +481,7 @@ def save(path, args, sizes, before, results, goals=None):
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "sizes": sizes,
                 "seed": args.seed,
-                "runner": "local",
+                "runner": args.runner,
                 "mrjob_conf": MRJOB_CONF,
                 "extra_arguments": args.extra,
                 "poll_seconds": args.poll,

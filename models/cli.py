@@ -100,6 +100,23 @@ def build_parser():
 
     sub.add_parser = add_parser
 
+    for add_command in (
+        _add_generate_command,
+        _add_import_command,
+        _add_rfm_command,
+        _add_baskets_command,
+        _add_segments_command,
+        _add_sales_command,
+        _add_forecast_command,
+        _add_churn_command,
+        _add_run_command,
+    ):
+        add_command(sub)
+    return parser
+
+
+def _add_generate_command(sub):
+    """``crm-mr generate``: the built-in synthetic log."""
     g = sub.add_parser("generate", help="write the built-in synthetic order-line log")
     g.add_argument(
         "-o",
@@ -121,6 +138,9 @@ def build_parser():
     )
     g.add_argument("--overwrite", action="store_true")
 
+
+def _add_import_command(sub):
+    """``crm-mr import``: a known public log as canonical CSV."""
     i = sub.add_parser("import", help="convert a known public log into canonical CSV")
     i.add_argument(
         "--format",
@@ -132,6 +152,9 @@ def build_parser():
     i.add_argument("destination", help="the canonical CSV to write")
     i.add_argument("--overwrite", action="store_true")
 
+
+def _add_rfm_command(sub):
+    """``crm-mr rfm``: per-customer RFM rows (and the RFM segments)."""
     r = sub.add_parser("rfm", help="per-customer RFM (and optionally segments)")
     r.add_argument("inputs", nargs="+", help="order-line files or directories")
     r.add_argument("-o", "--output", required=True, help="directory to publish RFM rows to")
@@ -141,6 +164,9 @@ def build_parser():
     add_input_schema_args(r.add_argument)
     _add_rfm_args(r)
 
+
+def _add_baskets_command(sub):
+    """``crm-mr baskets``: rules, itemsets and recommendations."""
     b = sub.add_parser(
         "baskets", help="co-occurrence, association rules, frequent itemsets, recommendations"
     )
@@ -157,6 +183,9 @@ def build_parser():
     add_input_schema_args(b.add_argument)
     _add_stage_args(b, "baskets")
 
+
+def _add_segments_command(sub):
+    """``crm-mr segments``: K-Means segments over the RFM rows."""
     s = sub.add_parser(
         "segments", help="customer segments by distributed K-Means over the RFM rows"
     )
@@ -171,6 +200,9 @@ def build_parser():
     _add_runner_args(s)
     _add_stage_args(s, "segments")
 
+
+def _add_sales_command(sub):
+    """``crm-mr sales``: sales series per period."""
     sa = sub.add_parser("sales", help="sales series per day or week, total and top-N items")
     sa.add_argument("inputs", nargs="+", help="order-line files or directories")
     sa.add_argument("-o", "--output", required=True, help="directory to publish the series to")
@@ -180,6 +212,9 @@ def build_parser():
     add_input_schema_args(sa.add_argument)
     _add_stage_args(sa, "sales")
 
+
+def _add_forecast_command(sub):
+    """``crm-mr forecast``: forecasts of published sales series."""
     f = sub.add_parser("forecast", help="ARIMA forecasts and backtests of published sales series")
     f.add_argument("sales", help="the output directory of `crm-mr sales` (local or hdfs://)")
     f.add_argument("-o", "--output", required=True, help="directory to publish forecasts to")
@@ -192,6 +227,9 @@ def build_parser():
     )
     _add_stage_args(f, "forecasts")
 
+
+def _add_churn_command(sub):
+    """``crm-mr churn``: the churn model, scores and early warning."""
     c = sub.add_parser("churn", help="train a churn model, score every customer, early warning")
     c.add_argument("inputs", nargs="+", help="order-line files or directories")
     c.add_argument("-o", "--output", required=True, help="directory to publish the scores to")
@@ -201,6 +239,9 @@ def build_parser():
     add_input_schema_args(c.add_argument)
     _add_stage_args(c, "churn")
 
+
+def _add_run_command(sub):
+    """``crm-mr run``: the whole pipeline, with every stage's options from the registry."""
     run = sub.add_parser("run", help="the whole pipeline (default: on built-in data)")
     run.add_argument(
         "-i",
@@ -226,7 +267,6 @@ def build_parser():
     _add_rfm_args(run)
     for stage in REGISTRY:
         stage.add_options(run, in_run=True)
-    return parser
 
 
 def _conf_paths(args):

@@ -52,6 +52,7 @@ and has no forecast rows; the others are published. An input without rows publis
 empty result (empty files, zero lines) with its manifest.
 """
 
+import dataclasses
 import datetime
 import json
 import time
@@ -67,9 +68,10 @@ from hdfs_io import (
     read_parts,
 )
 from models.checks import check_int
-from models.forecast import DEFAULT_BACKTEST, ForecastResult, forecast_series
+from models.forecast import DEFAULT_BACKTEST, forecast_series
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import json_plain, jsonl_text, write_json_parts
+from models.progress import summarize_manifest
 from models.stages.forecasts import DEFAULT_PROCESSES
 
 __all__ = [
@@ -327,22 +329,8 @@ def run_forecast_stage(
     fs, out = get_filesystem(output_path)
     watch = Stopwatch()
     with Publication(fs, out, overwrite=overwrite) as publication:
-        frame = series[["series", "period", value]].copy()
-        frame["period"] = pd.to_datetime(frame["period"])
-        periods = sorted({p.date() for p in frame["period"]})
-        dropped, note = partial_edge_periods(periods, period, data_span)
-        if note:
-            say(note)
-        read = len(frame)
-        by_reason = {}
-        for d in dropped:
-            gone = frame["period"] == pd.Timestamp(d["period"])
-            by_reason[d["reason"]] = by_reason.get(d["reason"], 0) + int(gone.sum())
-            frame = frame[~gone]
-            say(
-                f"left out {d['period']}: {d['reason']}, "
-                f"{d['days_covered']} day(s) of the week in the log"
-            )
+        frame, dropped, note, by_reason = _fitted_frame(series, value, period, data_span, say)
+        read = len(series)
         names = list(dict.fromkeys(frame["series"]))
         fitted_periods = sorted({p.date() for p in frame["period"]})
         started = time.perf_counter()
@@ -363,9 +351,7 @@ def run_forecast_stage(
             )
         else:
             say("no series to forecast: publishing an empty result")
-            result = ForecastResult(
-                empty.forecasts, empty.fits, empty.backtest, {**empty.parameters, "value": value}
-            )
+            result = dataclasses.replace(empty, parameters={**empty.parameters, "value": value})
         fit_seconds = round(time.perf_counter() - started, 3)
         forecasts, backtest, fits = result.forecasts, result.backtest, result.fits
         written = write_json_parts(publication, _records(forecasts))
@@ -373,7 +359,6 @@ def run_forecast_stage(
         publication.write_file(BACKTEST_JSONL, jsonl_text(_records(backtest)))
         publication.write_file(BACKTEST_CSV, _csv(backtest))
         publication.write_file(FITS_JSONL, jsonl_text(_records(fits)))
-        final = fits[fits["stage"] == "final"]
         rejected = sum(by_reason.values())
         lines = {
             "read": read,
@@ -397,24 +382,8 @@ def run_forecast_stage(
             rows_written=written,
             stopwatch=watch,
             outputs=[FORECASTS_CSV, BACKTEST_CSV, BACKTEST_JSONL, FITS_JSONL],
-            details=json_plain(
-                {
-                    "series": len(names),
-                    "series_failed": result.failed(),
-                    "series_fallback": [
-                        str(s) for s in final.loc[final["status"] == "fallback", "series"]
-                    ],
-                    "models": {str(r["series"]): r["model"] for _, r in final.iterrows()},
-                    "value": value,
-                    "horizon": int(horizon),
-                    "periods_fitted": len(fitted_periods),
-                    "first_period": fitted_periods[0].isoformat() if fitted_periods else None,
-                    "last_period": fitted_periods[-1].isoformat() if fitted_periods else None,
-                    "dropped_periods": dropped,
-                    "partial_periods_note": note,
-                    "fit_seconds": fit_seconds,
-                    "backtest_summary": _summary(backtest),
-                }
+            details=_details(
+                result, names, fitted_periods, dropped, note, fit_seconds, value, horizon
             ),
         )
         publication.commit(manifest)
@@ -424,16 +393,54 @@ def run_forecast_stage(
     total = manifest["details"]["backtest_summary"]["total"]
     if total and total.get("mase") is not None:
         say(f"total: backtest MASE {total['mase']:.3f}, relative MAE {_fmt(total['relative_mae'])}")
-    if reporter:
-        reporter.summary(
-            "forecasts",
-            rows_in=read,
-            rows_out=written,
-            rejected=rejected,
-            seconds=manifest["timings"]["seconds"],
-            by_reason=by_reason,
-        )
+    summarize_manifest(reporter, "forecasts", manifest)
     return result, manifest
+
+
+def _details(result, names, fitted_periods, dropped, note, fit_seconds, value, horizon):
+    """The manifest's ``details`` (see the module docstring)."""
+    final = result.fits[result.fits["stage"] == "final"]
+    return json_plain(
+        {
+            "series": len(names),
+            "series_failed": result.failed(),
+            "series_fallback": [str(s) for s in final.loc[final["status"] == "fallback", "series"]],
+            "models": {str(r["series"]): r["model"] for _, r in final.iterrows()},
+            "value": value,
+            "horizon": int(horizon),
+            "periods_fitted": len(fitted_periods),
+            "first_period": fitted_periods[0].isoformat() if fitted_periods else None,
+            "last_period": fitted_periods[-1].isoformat() if fitted_periods else None,
+            "dropped_periods": dropped,
+            "partial_periods_note": note,
+            "fit_seconds": fit_seconds,
+            "backtest_summary": _summary(result.backtest),
+        }
+    )
+
+
+def _fitted_frame(series, value, period, data_span, say):
+    """The rows to fit: ``series``' measure without the partial edge periods.
+
+    Returns the frame, the dropped periods (see :func:`partial_edge_periods`), its note and
+    the rows left out by reason.
+    """
+    frame = series[["series", "period", value]].copy()
+    frame["period"] = pd.to_datetime(frame["period"])
+    periods = sorted({p.date() for p in frame["period"]})
+    dropped, note = partial_edge_periods(periods, period, data_span)
+    if note:
+        say(note)
+    by_reason = {}
+    for d in dropped:
+        gone = frame["period"] == pd.Timestamp(d["period"])
+        by_reason[d["reason"]] = by_reason.get(d["reason"], 0) + int(gone.sum())
+        frame = frame[~gone]
+        say(
+            f"left out {d['period']}: {d['reason']}, "
+            f"{d['days_covered']} day(s) of the week in the log"
+        )
+    return frame, dropped, note, by_reason
 
 
 def _fmt(x):

@@ -165,34 +165,11 @@ def run_pipeline(
         generated=not inputs,
     )
     _check_options(run)
-    parameters = _normalised(
-        redact(
-            {
-                "inputs": list(inputs) if inputs else None,
-                "schema": schema.to_dict() if schema is not None else None,
-                "as_of": as_of,
-                "period": period,
-                **{
-                    stage.options_key: stage_options.get(stage.options_key) or None
-                    for stage in REGISTRY
-                    if stage.options_key
-                },
-            }
-        )
-    )
+    parameters = _run_parameters(run)
     input_sizes = _input_sizes(inputs) if inputs else None
     say = reporter.progress("run") if reporter else (lambda message: None)
-
-    done = {}
-    if resume:
-        previous = _read_record(fs, join(root, RUN_RECORD))
-        if previous is None:
-            say(f"nothing to resume: no {RUN_RECORD} under {fs.uri(root)}; running every stage")
-        else:
-            _check_same_run(previous, parameters, input_sizes)
-            done = _completed_prefix(run, previous)
-            if done:
-                say(f"resuming: {', '.join(done)} completed by the previous run, kept")
+    record_path = join(root, RUN_RECORD)
+    done = _resumable(run, record_path, parameters, input_sizes, say) if resume else {}
     kept = [e["stage"] for entries in done.values() for e in entries]
     for name in PUBLISHED:
         if name not in kept:
@@ -212,7 +189,6 @@ def run_pipeline(
         "versions": versions(),
         "stages": [],
     }
-    record_path = join(root, RUN_RECORD)
     _write_record(fs, record_path, record)
     for stage in REGISTRY:
         try:
@@ -230,6 +206,40 @@ def run_pipeline(
     _write_record(fs, record_path, record)
     say(f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}")
     return record
+
+
+def _run_parameters(run):
+    """The run's parameters as recorded (credentials redacted) and compared on resume."""
+    options = run.options
+    return _normalised(
+        redact(
+            {
+                "inputs": run.inputs,
+                "schema": run.schema.to_dict() if run.schema is not None else None,
+                "as_of": run.as_of,
+                "period": run.period,
+                **{
+                    stage.options_key: options.get(stage.options_key) or None
+                    for stage in REGISTRY
+                    if stage.options_key
+                },
+            }
+        )
+    )
+
+
+def _resumable(run, record_path, parameters, input_sizes, say):
+    """The stages a previous run with the same parameters completed, by name."""
+    fs = run.fs
+    previous = _read_record(fs, record_path)
+    if previous is None:
+        say(f"nothing to resume: no {RUN_RECORD} at {fs.uri(record_path)}; running every stage")
+        return {}
+    _check_same_run(previous, parameters, input_sizes)
+    done = _completed_prefix(run, previous)
+    if done:
+        say(f"resuming: {', '.join(done)} completed by the previous run, kept")
+    return done
 
 
 def _run_stage(stage, run, done):

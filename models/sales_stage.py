@@ -45,6 +45,7 @@ import datetime
 import json
 import os
 import tempfile
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -263,7 +264,7 @@ def run_sales_stage(
     base_args = schema_to_args(schema) + ["--period", period]
     if as_of is not None:
         base_args += ["--as-of", as_of]
-    has_items = schema.has("item_id")
+    jobs = {"runner": runner, "conf_paths": conf_paths, "progress": say}
     with Publication(fs, out, overwrite=overwrite) as publication:
         total = sum(i["bytes"] for i in inputs)
         say(f"{len(inputs)} input(s), {total:,} bytes -> {fs.uri(out)}")
@@ -271,54 +272,21 @@ def run_sales_stage(
             local_inputs(input_paths, runner, progress=say) as readable_inputs,
             tempfile.TemporaryDirectory(prefix="crm-sales-") as tmp_dir,
         ):
-            top, items_seen, rank_seconds, rank_lines = [], 0, None, None
+            ranking = _Ranking()
             series_args = list(base_args)
-            if has_items:
-                with run_job(
-                    MRSalesSeries,
-                    readable_inputs,
-                    base_args + ["--rank-items"],
-                    runner=runner,
-                    conf_paths=conf_paths,
-                    progress=say,
-                ) as run:
-                    item_rows = list(run.rows())
-                    rank_lines, rank_seconds = run.lines, run.seconds
-                items_seen = len(item_rows)
-                top = select_top_items(item_rows, top_n)
-                for row in top:
-                    if row["item_id"] in _RESERVED:
-                        raise ValueError(
-                            f"item_id={row['item_id']!r} is among the top {top_n} items but "
-                            f"is a reserved series name {_RESERVED}; rename the item"
-                        )
-                top_path = os.path.join(tmp_dir, "top-items.json")
-                with open(top_path, "w", encoding="utf-8") as f:
-                    json.dump([r["item_id"] for r in top], f, ensure_ascii=False)
-                series_args += ["--top-items", top_path]
-                say(f"ranked {items_seen:,} items in {rank_seconds:.1f} s; top {len(top)} kept")
-            with run_job(
-                MRSalesSeries,
-                readable_inputs,
-                series_args,
-                runner=runner,
-                conf_paths=conf_paths,
-                progress=say,
-            ) as run:
+            if schema.has("item_id"):
+                ranking = _rank_items(readable_inputs, base_args, top_n, jobs)
+                series_args += ["--top-items", _write_top_items(ranking.top, tmp_dir)]
+            with run_job(MRSalesSeries, readable_inputs, series_args, **jobs) as run:
                 rows = list(run.rows())
                 lines, job_seconds = run.lines, run.seconds
                 without_item = _without_item(run.counters)
-        if rank_lines is not None and rank_lines != lines:
+        if ranking.lines is not None and ranking.lines != lines:
             raise AccountingError(
-                f"the ranking pass read lines={rank_lines} but the series pass "
+                f"the ranking pass read lines={ranking.lines} but the series pass "
                 f"lines={lines}: the input changed between the passes"
             )
-        present = {r["series"] for r in rows}
-        series_order = [TOTAL_SERIES] + [r["item_id"] for r in top]
-        if OTHER_SERIES in present:
-            series_order.append(OTHER_SERIES)
-        if not rows:
-            series_order = []
+        series_order = _series_order(rows, ranking.top)
         filled, periods = fill_periods(rows, series_order, period, max_periods)
         say(
             f"job finished in {job_seconds:.1f} s; publishing {len(series_order)} series x "
@@ -342,29 +310,102 @@ def run_sales_stage(
             rows_written=written,
             stopwatch=watch,
             outputs=[SERIES_CSV],
-            details={
-                "period": period,
-                "period_label": "day" if period == "D" else "week starting on Monday",
-                "periods": len(periods),
-                "first_period": periods[0] if periods else None,
-                "last_period": periods[-1] if periods else None,
-                "series": series_order,
-                "top_n": top_n,
-                "top_items": [{"item_id": r["item_id"], "revenue": r["revenue"]} for r in top],
-                "items": items_seen,
-                "other_items": max(items_seen - len(top), 0),
-                "lines_without_item": without_item,
-                "as_of": as_of,
-                "rows_from_job": len(rows),
-                "filled_rows": len(filled) - len(rows),
-                "csv_layout": "long",
-                "job_seconds": round(job_seconds, 3),
-                "rank_job_seconds": None if rank_seconds is None else round(rank_seconds, 3),
-            },
+            details=_details(
+                ranking,
+                periods,
+                series_order,
+                rows,
+                filled,
+                without_item,
+                job_seconds,
+                top_n,
+                period=period,
+                as_of=as_of,
+            ),
         )
         publication.commit(manifest)
     summarize_manifest(reporter, "sales", manifest)
     return _frame(filled), manifest
+
+
+class _Ranking(NamedTuple):
+    """The ranking pass's outcome; the defaults are those of an input without items."""
+
+    top: tuple = ()
+    items_seen: int = 0
+    seconds: float = None
+    lines: int = None
+
+
+def _rank_items(readable_inputs, base_args, top_n, jobs):
+    """Run the ``--rank-items`` pass and keep the ``top_n`` items (one row per item)."""
+    with run_job(MRSalesSeries, readable_inputs, base_args + ["--rank-items"], **jobs) as run:
+        item_rows = list(run.rows())
+        ranking = _Ranking([], len(item_rows), run.seconds, run.lines)
+    top = select_top_items(item_rows, top_n)
+    for row in top:
+        if row["item_id"] in _RESERVED:
+            raise ValueError(
+                f"item_id={row['item_id']!r} is among the top {top_n} items but "
+                f"is a reserved series name {_RESERVED}; rename the item"
+            )
+    jobs["progress"](
+        f"ranked {ranking.items_seen:,} items in {ranking.seconds:.1f} s; top {len(top)} kept"
+    )
+    return ranking._replace(top=top)
+
+
+def _write_top_items(top, tmp_dir):
+    """The ``--top-items`` file of the series pass: a JSON array of the kept item ids."""
+    path = os.path.join(tmp_dir, "top-items.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump([r["item_id"] for r in top], f, ensure_ascii=False)
+    return path
+
+
+def _series_order(rows, top):
+    """``total``, the top items by rank, then ``__other__`` when it has rows."""
+    if not rows:
+        return []
+    order = [TOTAL_SERIES] + [r["item_id"] for r in top]
+    if any(r["series"] == OTHER_SERIES for r in rows):
+        order.append(OTHER_SERIES)
+    return order
+
+
+def _details(
+    ranking,
+    periods,
+    series_order,
+    rows,
+    filled,
+    without_item,
+    job_seconds,
+    top_n,
+    *,
+    period,
+    as_of,
+):
+    """The manifest's ``details`` (see the module docstring)."""
+    return {
+        "period": period,
+        "period_label": "day" if period == "D" else "week starting on Monday",
+        "periods": len(periods),
+        "first_period": periods[0] if periods else None,
+        "last_period": periods[-1] if periods else None,
+        "series": series_order,
+        "top_n": top_n,
+        "top_items": [{"item_id": r["item_id"], "revenue": r["revenue"]} for r in ranking.top],
+        "items": ranking.items_seen,
+        "other_items": max(ranking.items_seen - len(ranking.top), 0),
+        "lines_without_item": without_item,
+        "as_of": as_of,
+        "rows_from_job": len(rows),
+        "filled_rows": len(filled) - len(rows),
+        "csv_layout": "long",
+        "job_seconds": round(job_seconds, 3),
+        "rank_job_seconds": None if ranking.seconds is None else round(ranking.seconds, 3),
+    }
 
 
 def _without_item(counters):
