@@ -191,6 +191,9 @@ _ISOTONIC_MIN_SAMPLES = 1000
 
 #: The columns a training row adds to the RFM row as of the cutoff.
 LABEL_COLUMNS = ("churned", "orders_in_horizon", "value_in_horizon")
+#: The columns of a training row about the horizon: the labels, and the holdout purchase days
+#: of the CLV stage.
+_HORIZON_COLUMNS = (*LABEL_COLUMNS, "purchase_days_in_horizon")
 
 
 @dataclass
@@ -410,7 +413,7 @@ def build_churn_dataset(
     ) as training:
         frame = _frame_of(training.job.rows())
     feature_rows = [
-        {k: v for k, v in r.items() if k not in LABEL_COLUMNS} for r in frame.to_dict("records")
+        {k: v for k, v in r.items() if k not in _HORIZON_COLUMNS} for r in frame.to_dict("records")
     ]
     return ChurnDataset(
         frame=frame,
@@ -462,27 +465,72 @@ def training_sample(training, *, max_train, seed, runner="inline", conf_paths=No
     the keys under a threshold set for that many, and should fewer than ``max_train`` fall
     under it (odds about 3e-5), the job runs again with the threshold doubled.
     """
-    population = training.labelled
-    info = {"seed": int(seed), "population": population, "max_train": int(max_train)}
-    if population <= max_train:
-        frame = _compact_frame(training.job.rows(), _TRAINING_COLUMNS)
-        rule = f"every labelled customer (population {population} <= max_train {max_train})"
+    frame, info = keyed_sample(
+        training.job.output_parts(),
+        training.job.rows,
+        population=training.labelled,
+        max_rows=max_train,
+        seed=seed,
+        columns=_TRAINING_COLUMNS,
+        noun="labelled customers",
+        runner=runner,
+        conf_paths=conf_paths,
+    )
+    info["max_train"] = info.pop("max_rows")
+    return frame, info
+
+
+def keyed_sample(
+    parts, all_rows, *, population, max_rows, seed, columns, noun, runner="inline", conf_paths=None
+):
+    """A uniform, seeded sample of at most ``max_rows`` JSON rows with a ``customer_id``:
+    all of them when there are no more, else those with the smallest
+    :func:`mr_jobs.churn_sample.sample_key` (the map-only
+    :class:`mr_jobs.churn_sample.MRChurnSample` over ``parts`` keeps the keys under a
+    threshold; see :func:`training_sample`).
+
+    Parameters
+    ----------
+    parts : list of str
+        The rows' part files, as the runner reads them.
+    all_rows : callable
+        Returns an iterator over every row (read when ``population <= max_rows``).
+    population : int
+        How many rows the parts hold.
+    max_rows : int
+    seed : int
+    columns : tuple of str
+        The columns kept (``customer_id`` first), as :func:`_compact_frame` types them.
+    noun : str
+        What a row is, for the rule (``"labelled customers"``).
+    runner, conf_paths
+        Of the sampling job.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The sample sorted by ``customer_id`` and its description: ``rule``, ``seed``,
+        ``population``, ``size``, ``max_rows`` and ``threshold``.
+    """
+    info = {"seed": int(seed), "population": int(population), "max_rows": int(max_rows)}
+    if population <= max_rows:
+        frame = _compact_frame(all_rows(), columns)
+        rule = f"every one of the {noun} (population {population} <= {max_rows})"
         return frame, {**info, "rule": rule, "size": len(frame), "threshold": None}
-    threshold = _first_threshold(max_train, population)
-    parts = training.job.output_parts()
+    threshold = _first_threshold(max_rows, population)
     while True:
         args = ["--seed", str(int(seed)), "--threshold", str(threshold)]
         with run_job(MRChurnSample, parts, args, runner=runner, conf_paths=conf_paths) as run:
-            if run.output_rows >= max_train or threshold >= KEY_SPACE:
-                frame = _compact_frame(run.rows(), ("sample_key", *_TRAINING_COLUMNS))
+            if run.output_rows >= max_rows or threshold >= KEY_SPACE:
+                frame = _compact_frame(run.rows(), ("sample_key", *columns))
                 break
         threshold = min(KEY_SPACE, threshold * 2)
-    # the max_train smallest keys (a stable sort: equal keys keep the id order); the frame
+    # the max_rows smallest keys (a stable sort: equal keys keep the id order); the frame
     # is sorted by id, so the kept positions in increasing order keep it sorted
-    keep = np.sort(np.argsort(frame["sample_key"].to_numpy(), kind="stable")[:max_train])
-    frame = pd.DataFrame({c: frame[c].to_numpy()[keep] for c in _TRAINING_COLUMNS})
+    keep = np.sort(np.argsort(frame["sample_key"].to_numpy(), kind="stable")[:max_rows])
+    frame = pd.DataFrame({c: frame[c].to_numpy()[keep] for c in columns})
     rule = (
-        f"the {max_train} labelled customers with the smallest blake2b-64 key of the UTF-8 "
+        f"the {max_rows} {noun} with the smallest blake2b-64 key of the UTF-8 "
         "customer id keyed by the seed (mr_jobs.churn_sample.sample_key)"
     )
     return frame, {**info, "rule": rule, "size": len(frame), "threshold": threshold}

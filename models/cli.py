@@ -109,6 +109,7 @@ def build_parser():
         _add_sales_command,
         _add_forecast_command,
         _add_churn_command,
+        _add_clv_command,
         _add_run_command,
     ):
         add_command(sub)
@@ -238,6 +239,20 @@ def _add_churn_command(sub):
     _add_runner_args(c)
     add_input_schema_args(c.add_argument)
     _add_stage_args(c, "churn")
+
+
+def _add_clv_command(sub):
+    """``crm-mr clv``: BG/NBD and Gamma-Gamma customer lifetime value."""
+    c = sub.add_parser("clv", help="customer lifetime value: P(alive), expected purchases, CLV")
+    c.add_argument("inputs", nargs="+", help="order-line files or directories")
+    c.add_argument("-o", "--output", required=True, help="directory to publish the values to")
+    c.add_argument("--overwrite", action="store_true")
+    c.add_argument(
+        "--as-of", help="last day of the calibration, YYYY-MM-DD (default: latest purchase)"
+    )
+    _add_runner_args(c)
+    add_input_schema_args(c.add_argument)
+    _add_stage_args(c, "clv")
 
 
 def _add_run_command(sub):
@@ -432,6 +447,23 @@ def _cmd_churn(args, reporter):
     )
 
 
+def _cmd_clv(args, reporter):
+    from models.clv_stage import run_clv_stage
+
+    check_disjoint(args.inputs, [args.output])
+    run_clv_stage(
+        args.inputs,
+        args.output,
+        schema=_schema(args, args.inputs),
+        as_of=args.as_of,
+        runner=args.runner,
+        conf_paths=_conf_paths(args),
+        overwrite=args.overwrite,
+        reporter=reporter,
+        **_stage_options(args, "clv"),
+    )
+
+
 def _cmd_run(args, reporter):
     from models.pipeline import run_pipeline
 
@@ -467,6 +499,7 @@ _COMMANDS = {
     "sales": _cmd_sales,
     "forecast": _cmd_forecast,
     "churn": _cmd_churn,
+    "clv": _cmd_clv,
     "run": _cmd_run,
 }
 

@@ -8,10 +8,12 @@ the cutoff: the RFM row of :class:`mr_jobs.rfm.MRCustomerRFM` run with ``--as-of
 (period ``D``), the same values, then ``churned`` (1 when the customer bought nothing in
 ``(cutoff, horizon end]``), ``orders_in_horizon`` and ``value_in_horizon`` (what a second
 RFM run to the horizon's end adds to the first: ``|orders to the end| - |orders to the
-cutoff|``, ``total_value to the end - total_value to the cutoff``)::
+cutoff|``, ``total_value to the end - total_value to the cutoff``) and
+``purchase_days_in_horizon`` (the distinct days with a purchase in the horizon: the
+holdout's repeat purchases of :mod:`models.clv_stage`)::
 
     {"customer_id": "A", ..., "monetary_value": 5.0, "churned": 0,
-     "orders_in_horizon": 1, "value_in_horizon": 10.0}
+     "orders_in_horizon": 1, "value_in_horizon": 10.0, "purchase_days_in_horizon": 1}
 
 Line accounting
 ---------------
@@ -46,9 +48,11 @@ COUNTER_GROUP_CHURN = "crm.churn"
 _SECONDS_PER_DAY = 86_400
 _MICRO = 1_000_000
 # a mapper's record: feature window, then horizon
-_FIRST, _LAST, _LINES, _QUANTITY, _VALUE, _DAYS, _ORDERS, _H_LINES, _H_VALUE, _H_ORDERS = range(10)
+_FIRST, _LAST, _LINES, _QUANTITY, _VALUE, _DAYS, _ORDERS, _H_LINES, _H_VALUE, _H_ORDERS, _H_DAYS = (
+    range(11)
+)
 # a partial record as emitted: the first five fields, then these, then day, value, ...
-_P_ORDERS, _P_H_LINES, _P_H_VALUE, _P_H_ORDERS, _FLAT_DAYS = range(5, 10)
+_P_ORDERS, _P_H_LINES, _P_H_VALUE, _P_H_ORDERS, _P_H_DAYS, _FLAT_DAYS = range(5, 11)
 
 
 def label_lines(lines, counters):
@@ -136,12 +140,13 @@ class MRChurnFeatures(OrderLineJob):
             self._latest = seconds
         acc = self._customers.get(customer)
         if acc is None:
-            acc = self._customers[customer] = [None, None, 0, 0, 0, {}, set(), 0, 0, set()]
+            acc = self._customers[customer] = [None, None, 0, 0, 0, {}, set(), 0, 0, set(), set()]
         if seconds >= self._until:
             self.reject_line("after_as_of")  # for the features; a label line
             self._horizon_lines += 1
             acc[_H_LINES] += 1
             acc[_H_VALUE] += value
+            acc[_H_DAYS].add(seconds // _SECONDS_PER_DAY)
             if order is not None:
                 acc[_H_ORDERS].add(order)
         else:
@@ -177,6 +182,7 @@ class MRChurnFeatures(OrderLineJob):
         for customer, acc in customers.items():
             record = acc[:_DAYS] + [sorted(acc[_ORDERS]), acc[_H_LINES], acc[_H_VALUE]]
             record.append(sorted(acc[_H_ORDERS]))
+            record.append(sorted(acc[_H_DAYS]))
             for day_value in acc[_DAYS].items():
                 record += day_value
             yield customer, record
@@ -209,7 +215,7 @@ class MRChurnFeatures(OrderLineJob):
     def _merge(partials):
         """One record of a customer's partial records (days as a dict, orders as sets)."""
         first, last, lines, quantity, value = None, None, 0, 0, 0
-        days, orders, h_lines, h_value, h_orders = {}, set(), 0, 0, set()
+        days, orders, h_lines, h_value, h_orders, h_days = {}, set(), 0, 0, set(), set()
         for p in partials:
             if p[_FIRST] is not None:
                 first = p[_FIRST] if first is None else min(first, p[_FIRST])
@@ -221,10 +227,23 @@ class MRChurnFeatures(OrderLineJob):
             h_lines += p[_P_H_LINES]
             h_value += p[_P_H_VALUE]
             h_orders.update(p[_P_H_ORDERS])
+            h_days.update(p[_P_H_DAYS])
             flat = p[_FLAT_DAYS:]
             for i in range(0, len(flat), 2):
                 days[flat[i]] = days.get(flat[i], 0) + flat[i + 1]
-        return [first, last, lines, quantity, value, days, orders, h_lines, h_value, h_orders]
+        return [
+            first,
+            last,
+            lines,
+            quantity,
+            value,
+            days,
+            orders,
+            h_lines,
+            h_value,
+            h_orders,
+            h_days,
+        ]
 
     def _training_row(self, customer, m):
         """The RFM row as of the cutoff (period ``D``) and the label columns."""
@@ -242,6 +261,7 @@ class MRChurnFeatures(OrderLineJob):
         row["churned"] = 0 if m[_H_LINES] else 1
         row["orders_in_horizon"] = in_horizon
         row["value_in_horizon"] = (value + m[_H_VALUE]) / _MICRO - value / _MICRO
+        row["purchase_days_in_horizon"] = len(m[_H_DAYS])
         return row
 
 

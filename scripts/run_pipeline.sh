@@ -8,7 +8,7 @@ usage() {
 Usage: run_pipeline.sh [-r RUNNER] [-i INPUT]... [-o OUTPUT_ROOT] [options]
 
 Runs every stage of crm-mapreduce (built-in data or INPUT -> RFM -> RFM segments ->
-baskets -> K-Means segments -> sales series -> forecasts -> churn) and publishes the
+baskets -> K-Means segments -> sales series -> forecasts -> churn -> CLV) and publishes the
 results under OUTPUT_ROOT. Exits 0 when every stage succeeded, 1 when a job failed, 2 for
 bad arguments or refused paths, 3 when another run holds the lock. After a failure, rerun
 with the same options and --resume to keep the stages that completed.
@@ -32,6 +32,9 @@ with the same options and --resume to keep the stages that completed.
       --forecast-processes N  processes fitting the forecasts      (default: 2)
       --churn-horizon-days N  churned = no purchase in N days after the cutoff (90)
       --churn-cutoff YYYY-MM-DD  churn training cutoff (default: latest date - horizon)
+      --clv-horizon-days N  days of expected purchases and CLV         (default: 365)
+      --discount-rate R     monthly discount rate of the CLV           (default: 0.01)
+      --clv-holdout-end YYYY-MM-DD  with --as-of: holdout to this day, for holdout.csv
       --resume              keep the stages a failed run with the same options completed
       --mrjob-conf PATH     mrjob config file (default: mrjob's own lookup)
       --overwrite           replace existing results
@@ -67,7 +70,8 @@ while (($#)); do
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
     --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed|--sales-period|\
-    --sales-top-n|--horizon|--forecast-processes|--churn-horizon-days|--churn-cutoff)
+    --sales-top-n|--horizon|--forecast-processes|--churn-horizon-days|--churn-cutoff|\
+    --clv-horizon-days|--discount-rate|--clv-holdout-end)
       extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --mrjob-conf) extra+=(--mrjob-conf "${2:?--mrjob-conf needs a value}"); shift 2 ;;
     --overwrite|--resume) extra+=("$1"); shift ;;

@@ -49,6 +49,9 @@ def test_an_order_spanning_the_cutoff_counts_once_and_labels_the_customer():
     assert sorted(by_id) == ["A", "C"]
     assert (by_id["A"]["churned"], by_id["A"]["orders_in_horizon"]) == (0, 1)  # O2 only
     assert by_id["A"]["value_in_horizon"] == pytest.approx(6.0)
+    # A bought on 2023-04-01 and 2023-04-10 in the horizon: two purchase days
+    assert by_id["A"]["purchase_days_in_horizon"] == 2
+    assert by_id["C"]["purchase_days_in_horizon"] == 0
     assert (by_id["C"]["churned"], by_id["C"]["orders_in_horizon"]) == (1, 0)
     assert by_id["C"]["total_value"] == 5.0 and by_id["C"]["recency_days"] == 58
     assert counters["crm.rejected"] == {"header": 1, "after_as_of": 4}  # 3 horizon + 1 later

@@ -175,18 +175,18 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
     record = json.loads(_cat(hadoop_cluster, "/tests/pipeline/crm/_pipeline.json"))
     assert record["runner"] == "hadoop"
     stages = ["data", "rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales"]
-    stages += ["forecasts", "churn"]
+    stages += ["forecasts", "churn", "clv"]
     assert [s["stage"] for s in record["stages"]] == stages
     assert record["status"] == "completed"
-    for stage in ("forecasts", "churn"):
+    for stage in ("forecasts", "churn", "clv"):
         assert f"/tests/pipeline/crm/{stage}/_SUCCESS" in listing
     assert "/tests/pipeline/crm/churn/model.skops" in listing
 
 
 #: Per-customer tables: written by the tasks, as many parts as reducers (or input splits),
 #: so compared as the sorted set of their lines. Their CSVs too (header first).
-PER_CUSTOMER_PARTS = ("rfm", "rfm_segments", "recommendations", "segments")
-PER_CUSTOMER_CSVS = ("rfm_segments/customers.csv", "segments/customers.csv")
+PER_CUSTOMER_PARTS = ("rfm", "rfm_segments", "recommendations", "segments", "clv")
+PER_CUSTOMER_CSVS = ("rfm_segments/customers.csv", "segments/customers.csv", "clv/customers.csv")
 #: Churn probabilities are computed by each map task in batches of its rows (BLAS sums in
 #: another order for another split): equal to 1e-12, not bit for bit, across runners.
 CHURN_FILES = ("churn/part-*", "churn/scores.csv", "churn/early_warning.csv")
@@ -211,6 +211,7 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "sales/series.csv",
         "forecasts/part-00000",
         "forecasts/backtest.jsonl",
+        "clv/model.json",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
         remote = hadoop_cluster.hadoop(

@@ -44,6 +44,7 @@ PUBLISHED = (
     "sales",
     "forecasts",
     "churn",
+    "clv",
 )
 
 
@@ -282,7 +283,7 @@ def test_a_run_with_no_accepted_customer_records_the_customer_stages_as_skipped(
     record = json.loads((root / "_pipeline.json").read_text())
     assert record["status"] == "completed"
     status = {s["stage"]: s["status"] for s in record["stages"]}
-    assert status["segments"] == status["churn"] == "skipped"
+    assert status["segments"] == status["churn"] == status["clv"] == "skipped"
     assert status["rfm"] == "completed" and read_jsonl(root / "rfm") == []
     skipped = [s for s in record["stages"] if s["status"] == "skipped"]
     assert all(s["skipped"].startswith("no accepted customer") for s in skipped)
@@ -400,6 +401,7 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
         "_pipeline.json",
         "baskets",
         "churn",
+        "clv",
         "data",
         "forecasts",
         "recommendations",
@@ -528,3 +530,24 @@ def test_shell_driver_runs_the_pipeline_and_fails_when_a_stage_fails(tmp_path):
     missing = [SCRIPT, "-r", "inline", "-i", str(tmp_path / "none.csv"), "-o", str(out / "x")]
     done = subprocess.run(missing, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode != 0 and "FAILED" in done.stderr
+
+
+def test_pipeline_clv_scores_every_rfm_customer_once_from_the_rfm_rows(pipeline_root):
+    scores = read_jsonl(pipeline_root / "clv")
+    rfm = {r["customer_id"]: r for r in read_jsonl(pipeline_root / "rfm")}
+    assert sorted(r["customer_id"] for r in scores) == sorted(rfm)
+    for r in scores:
+        assert 0.0 <= r["p_alive"] <= 1.0 and r["clv"] >= 0.0
+        assert (r["frequency"], r["T"]) == (
+            rfm[r["customer_id"]]["frequency"],
+            rfm[r["customer_id"]]["T"],
+        )
+    manifest = read_manifest(LocalFileSystem(), str(pipeline_root / "clv"))
+    rfm_manifest = read_manifest(LocalFileSystem(), str(pipeline_root / "rfm"))
+    assert manifest["lines"] == rfm_manifest["lines"]  # the RFM rows were read, not the lines
+    assert sum(manifest["details"]["tiers"].values()) == len(scores)
+    assert manifest["details"]["clv_total"] == pytest.approx(
+        sum(r["clv"] for r in scores), abs=1e-3
+    )
+    model = json.loads((pipeline_root / "clv" / "model.json").read_text())
+    assert model["bgnbd"]["converged"] and model["bgnbd"]["data"]["customers"] == len(scores)

@@ -9,6 +9,7 @@ them; :mod:`models.cli` builds each stage's options (its own command's and
 from models.stages.base import Option, RunContext, Stage, skipped_entry, stage_entry
 from models.stages.baskets import BasketsStage
 from models.stages.churn import ChurnStage
+from models.stages.clv import CLVStage
 from models.stages.data import DataStage
 from models.stages.forecasts import ForecastsStage
 from models.stages.rfm import RFMStage
@@ -36,6 +37,7 @@ REGISTRY = (
     SalesStage(),
     ForecastsStage(),
     ChurnStage(),
+    CLVStage(),
 )
 
 
