@@ -96,7 +96,8 @@ class MRCLVStats(CrmJob):
     def _emit(self):
         counts, self._counts = self._counts, {}
         for key, count in counts.items():
-            yield list(key), count
+            # a string key: Spark's combiner hashes the decoded key (a list cannot be)
+            yield "%d,%d,%d,%d" % key, count
 
     def reducer_sum_counts(self, key, counts):
         yield key, sum(counts)
@@ -106,7 +107,7 @@ class MRCLVStats(CrmJob):
 
     def reducer_write_key(self, key, counts):
         self._keys += 1
-        yield None, [*key, sum(counts)]
+        yield None, [*map(int, key.split(",")), sum(counts)]
 
     def reducer_final_count_keys(self):
         self.count_output(self._keys)

@@ -326,10 +326,12 @@ def test_kmeans_on_spark_reads_lines_and_equals_inline_on_cdnow(system_tmp, cdno
     assert _left_in(system_tmp) == []
 
 
-def test_rfm_and_segments_stages_on_spark_publish_the_inline_rows(system_tmp, tmp_path):
-    """Five Spark jobs (the RFM job and its as-of pass, two threshold passes, the scoring
-    pass) write the published parts themselves: the same set of rows as inline, the
-    same summary, and the counts from the tasks' counters."""
+def test_rfm_segments_and_clv_stages_on_spark_publish_the_inline_rows(system_tmp, tmp_path):
+    """Seven Spark jobs (the RFM job and its as-of pass, two threshold passes, the scoring
+    pass, the CLV statistics and scores) write the published parts themselves: the same
+    set of rows as inline, the same summary and CLV model, and the counts from the tasks'
+    counters."""
+    from models.clv_stage import run_clv_stage
     from models.rfm_stage import run_rfm_stage
     from models.segments_stage import run_segments_stage
     from models.synthetic import generate
@@ -338,17 +340,23 @@ def test_rfm_and_segments_stages_on_spark_publish_the_inline_rows(system_tmp, tm
     generate(str(log), customers=150, seed=3)
     found = {}
     for runner, conf in (("spark", [MRJOB_CONF]), ("inline", [])):
-        rfm, seg = tmp_path / f"rfm-{runner}", tmp_path / f"seg-{runner}"
+        rfm, seg, clv = (tmp_path / f"{name}-{runner}" for name in ("rfm", "seg", "clv"))
         jobs = {"runner": runner, "conf_paths": conf}
         manifest = run_rfm_stage([str(log)], str(rfm), schema=PRESETS["canonical"], **jobs)
         summary, seg_manifest = run_segments_stage(str(rfm), str(seg), **jobs)
+        clv_manifest = run_clv_stage(
+            [str(log)], str(clv), schema=PRESETS["canonical"], current_path=str(rfm), **jobs
+        )
         lines = {
             name: sorted(x for p in d.glob("part-*") for x in p.read_text().splitlines())
-            for name, d in (("rfm", rfm), ("seg", seg))
+            for name, d in (("rfm", rfm), ("seg", seg), ("clv", clv))
         }
+        lines["clv_model"] = (clv / "model.json").read_text()
         found[runner] = (manifest, summary, seg_manifest, lines)
+        assert clv_manifest["rows_written"] == manifest["details"]["customers"]
     (s_m, s_sum, s_seg, s_lines), (i_m, i_sum, i_seg, i_lines) = found["spark"], found["inline"]
     assert s_lines == i_lines and len(s_lines["rfm"]) == s_m["details"]["customers"] > 100
+    assert len(s_lines["clv"]) == len(s_lines["rfm"])
     assert s_m["lines"] == i_m["lines"] and s_m["details"]["as_of"] == i_m["details"]["as_of"]
     assert s_sum.equals(i_sum) and s_seg["rows_written"] == i_seg["rows_written"]
     assert _left_in(system_tmp) == []
