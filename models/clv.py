@@ -9,8 +9,8 @@ on each repeat customer's ``(x, m)`` with ``m`` a real number, which does not co
 when there are many (:mod:`models.clv_stage`).
 
 Both maximise the log-likelihood over the logarithms of the parameters (scipy's L-BFGS-B
-from lifetimes' start, then from the best of a few more), report the log-likelihood,
-standard errors from the inverse of a numerical Hessian of the log-likelihood in the
+from lifetimes' start; from two more starts when that one does not converge), report the
+log-likelihood, standard errors from the inverse of a numerical Hessian of the log-likelihood in the
 parameters, and whether the optimiser converged. Log-likelihoods are lifetimes' (the
 published -9582.43 of CDNOW is in weeks: time in days adds ``-ln(7) x sum(x)``).
 """
@@ -106,6 +106,8 @@ def _maximise(log_likelihood, start, n):
         )
         if best is None or result.fun < best.fun:
             best = result
+        if best.success and scale == 0.0 and np.all(np.abs(best.x) < 20):
+            break  # converged inside the space from lifetimes' start: no other start needed
     params = np.exp(best.x)
     return params, log_likelihood(params), best
 
@@ -158,6 +160,36 @@ def _as_arrays(*columns):
     return arrays
 
 
+def _grouped_bgnbd_log_likelihood(x, t_x, T, counts):
+    """:func:`bgnbd_log_likelihood` of these triples as a function of the parameters,
+    with each special function evaluated once per distinct ``x``, ``t_x`` or ``T`` (a log
+    spans a few hundred distinct days and frequencies, and many more triples)."""
+    xs, x_at = np.unique(x, return_inverse=True)
+    ts, t_at = np.unique(t_x, return_inverse=True)
+    Ts, T_at = np.unique(T, return_inverse=True)
+    per_x = np.bincount(x_at, weights=counts, minlength=len(xs))
+    repeat = x > 0
+    x_floor = np.maximum(xs, 1) - 1
+
+    def ll(params):
+        r, alpha, a, b = params
+        a12 = (
+            gammaln(r + xs)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + xs)
+            - gammaln(b)
+            - gammaln(a + b + xs)
+        )
+        a3 = -(r + x) * np.log(alpha + Ts)[T_at]
+        a4 = (np.log(a) - np.log(b + x_floor))[x_at] - (r + x) * np.log(ts + alpha)[t_at]
+        a4 = np.where(repeat, a4, -np.inf)
+        return float(np.dot(per_x, a12) + np.dot(counts, np.logaddexp(a3, a4)))
+
+    return ll
+
+
 def fit_bgnbd(x, t_x, T, counts):
     """Fit BG/NBD by maximum likelihood on distinct ``(x, t_x, T)`` with counts.
 
@@ -203,9 +235,7 @@ def fit_bgnbd(x, t_x, T, counts):
     }
     start = np.array([1.0, max(float(np.average(T, weights=counts)), 1.0), 1.0, 1.0])
 
-    def ll(params):
-        return bgnbd_log_likelihood(params, x, t_x, T, counts)
-
+    ll = _grouped_bgnbd_log_likelihood(x, t_x, T, counts)
     params, value, result = _maximise(ll, start, customers)
     return _fit_result(BGNBD_PARAMETERS, params, value, result, _standard_errors(ll, params), data)
 

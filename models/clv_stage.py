@@ -52,11 +52,12 @@ import datetime
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from hdfs_io import Publication, check_can_publish, get_filesystem
+from hdfs_io import PathNotFound, Publication, check_can_publish, get_filesystem
 from models.checks import check_int, check_iso_date
 from models.churn import keyed_sample, run_training_rows
 from models.clv import ModelNotIdentifiedError, fit_bgnbd, fit_gamma_gamma
@@ -67,7 +68,7 @@ from models.outputs import csv_from_parts, csv_string, json_plain
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
 from mr_jobs.clv_math import expected_purchases
-from mr_jobs.clv_scores import COUNTER_GROUP_TIERS, MRCLVScores, score_row
+from mr_jobs.clv_scores import COUNTER_GROUP_TIERS, MRCLVScores, score_rows
 from mr_jobs.clv_stats import COUNTER_GROUP_CLV, MRCLVStats
 
 __all__ = [
@@ -99,6 +100,8 @@ HOLDOUT_CSV = "holdout.csv"
 TIER_QUANTILES = {"medium": 0.5, "high": 0.8}
 #: The longest horizon: ten years.
 MAX_HORIZON_DAYS = 3650
+#: Sample rows scored at a time for the tiers (as a scoring task does).
+_SCORE_BATCH = 5_000
 _SAMPLE_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
 
 
@@ -232,22 +235,26 @@ def run_clv_stage(
     settings = {"horizon_days": int(horizon_days), "discount_rate": float(discount_rate)}
     rows_of = _calibration_rows(input_paths, current_path, schema, as_of, holdout_end, jobs, say)
     with rows_of as rows:
-        stats = _statistics(rows.parts, jobs)
+        seconds = {}
+        with _timed(seconds, "statistics"):
+            stats = _statistics(rows.parts, jobs)
         if rows.lines is None:
             rows.lines = _row_lines(stats["customers"])
         say(
             f"{stats['customers']:,} customers in {len(stats['n']):,} distinct (x, t_x, T, holdout)"
         )
-        model = _fit(rows, stats, settings, clv_max_train, seed, jobs, say)
+        model = _fit(rows, stats, settings, clv_max_train, seed, jobs, say, seconds)
         holdout = None
         if holdout_end is not None:
             days = _days_between(as_of, holdout_end)
             holdout = holdout_table(stats, model["bgnbd"], days)
             holdout["summary"]["churn_model"] = _churn_reference(churn_path)
         with Publication(fs, out, overwrite=overwrite) as publication:
-            scored = _score(publication, rows.parts, model, stats["customers"], jobs)
+            with _timed(seconds, "scores"):
+                scored = _score(publication, rows.parts, model, stats["customers"], jobs)
             say(f"scored {scored['rows']:,} customers, total CLV {scored['clv_total']:,.2f}")
-            csv_from_parts(publication, CUSTOMERS_CSV, CUSTOMER_COLUMNS)
+            with _timed(seconds, "customers_csv"):
+                csv_from_parts(publication, CUSTOMERS_CSV, CUSTOMER_COLUMNS)
             _write_model(publication, model, rows, holdout_end)
             outputs = [CUSTOMERS_CSV, MODEL_JSON]
             if holdout is not None:
@@ -271,7 +278,7 @@ def run_clv_stage(
                 rows_written=scored["rows"],
                 stopwatch=watch,
                 outputs=outputs,
-                details=json_plain(_details(rows, model, scored, holdout)),
+                details=json_plain({**_details(rows, model, scored, holdout), "seconds": seconds}),
             )
             publication.commit(manifest)
     say(f"published {scored['rows']:,} customers and {len(outputs)} files to {fs.uri(out)}")
@@ -296,6 +303,16 @@ def _churn_reference(churn_path):
         "note": "the churn stage's held-out ROC-AUC of churning, on its own cutoff, "
         "horizon and held-out customers: beside, not on, this holdout",
     }
+
+
+@contextmanager
+def _timed(seconds, step):
+    """Add the seconds the block takes to ``seconds[step]`` (for ``details.seconds``)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = round(seconds.get(step, 0.0) + time.perf_counter() - started, 3)
 
 
 def _days_between(start, end):
@@ -341,7 +358,12 @@ def _given_lines(current_path):
     if isinstance(current_path, list):
         return None
     fs, path = get_filesystem(current_path)
-    return read_manifest(fs, path)["lines"] if is_published(fs, path) else None
+    if not is_published(fs, path):
+        return None
+    try:
+        return read_manifest(fs, path)["lines"]
+    except PathNotFound:  # published by another tool, without a manifest
+        return None
 
 
 @contextmanager
@@ -398,26 +420,29 @@ def _triples(stats):
 # -- 3. fit ------------------------------------------------------------------------------
 
 
-def _fit(rows, stats, settings, max_rows, seed, jobs, say):
+def _fit(rows, stats, settings, max_rows, seed, jobs, say, seconds):
     """Both fits and the tiers: the model the scoring tasks get."""
     triples, counts = _triples(stats)
-    bgnbd = fit_bgnbd(triples[:, 0], triples[:, 1], triples[:, 2], counts)
+    with _timed(seconds, "bgnbd_fit"):
+        bgnbd = fit_bgnbd(triples[:, 0], triples[:, 1], triples[:, 2], counts)
     p = bgnbd["parameters"]
     say(
         f"BG/NBD r={p['r']:.4f} alpha={p['alpha']:.4f} a={p['a']:.4f} b={p['b']:.4f} "
         f"(days), log-likelihood {bgnbd['log_likelihood']:,.2f}"
     )
-    frame, sample = keyed_sample(
-        rows.parts,
-        lambda: _all_rows(rows.parts),
-        population=stats["customers"],
-        max_rows=max_rows,
-        seed=seed,
-        columns=_SAMPLE_COLUMNS,
-        noun="customers",
-        **jobs,
-    )
-    gamma_gamma = _fit_gamma_gamma(frame)
+    with _timed(seconds, "sample"):
+        frame, sample = keyed_sample(
+            rows.parts,
+            lambda: _all_rows(rows.parts),
+            population=stats["customers"],
+            max_rows=max_rows,
+            seed=seed,
+            columns=_SAMPLE_COLUMNS,
+            noun="customers",
+            **jobs,
+        )
+    with _timed(seconds, "gamma_gamma_fit"):
+        gamma_gamma = _fit_gamma_gamma(frame)
     q = gamma_gamma["parameters"]
     say(f"Gamma-Gamma p={q['p']:.4f} q={q['q']:.4f} v={q['v']:.4f} on {sample['size']:,}")
     model = {
@@ -425,7 +450,8 @@ def _fit(rows, stats, settings, max_rows, seed, jobs, say):
         "gamma_gamma": [q[k] for k in ("p", "q", "v")],
         **settings,
     }
-    model["tiers"] = _tiers(frame, model)
+    with _timed(seconds, "tiers"):
+        model["tiers"] = _tiers(frame, model)
     return {**model, "fits": {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma}, "sample": sample}
 
 
@@ -467,8 +493,13 @@ def _sample_rows(frame):
 def _tiers(frame, model):
     """The CLV at the :data:`TIER_QUANTILES` of the sample (``numpy.quantile``), computed
     by the scoring tasks' own function."""
-    cache = {}
-    clv = np.array([score_row(row, model, cache)["clv"] for row in _sample_rows(frame)])
+    cache, clv, batch = {}, [], []
+    for row in _sample_rows(frame):
+        batch.append(row)
+        if len(batch) == _SCORE_BATCH:
+            clv += [out["clv"] for out in score_rows(batch, model, cache)]
+            batch = []
+    clv = np.array(clv + [out["clv"] for out in score_rows(batch, model, cache)])
     found = np.quantile(clv, list(TIER_QUANTILES.values()))
     return {tier: float(v) for tier, v in zip(TIER_QUANTILES, found, strict=True)}
 
@@ -578,14 +609,7 @@ def holdout_table(stats, bgnbd, days):
         alone).
     """
     x, t_x, T, h, n = (stats[k] for k in ("x", "t_x", "T", "holdout", "n"))
-    cache = {}
-    predicted = np.empty(len(x))
-    for i, key in enumerate(zip(x.tolist(), t_x.tolist(), T.tolist(), strict=True)):
-        if key not in cache:
-            cache[key] = expected_purchases(
-                bgnbd, float(days), key[0], float(key[1]), float(key[2])
-            )
-        predicted[i] = cache[key]
+    predicted = expected_purchases(bgnbd, float(days), x, t_x, T)
     rate = np.divide(x, T, out=np.zeros(len(x)), where=T > 0)
     rule = np.where(T - t_x <= days, rate * days, 0.0)
     bucket = np.minimum(x, _TOP_BUCKET)

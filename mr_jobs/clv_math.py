@@ -10,23 +10,22 @@ Hardie 2013, "The Gamma-Gamma model of monetary value") describe a customer by
 - ``m``: the mean value of the repeat purchase days (0 without repeats).
 
 Time is in days here (the lifetimes columns of an RFM row of period ``D``). Every function
-takes plain floats (a scalar ``scipy.special.hyp2f1``, ``math`` otherwise), so a task
-and the driver compute the same bits for the same customer; the results equal lifetimes'
-``BetaGeoFitter`` and ``GammaGammaFitter`` formulas (which are written with numpy) to
-rounding.
+is elementwise over numpy arrays (or scalars: a 0-d result), so a task scores a batch of
+customers at once and gives each the bits it would get alone; the results equal lifetimes'
+``BetaGeoFitter`` and ``GammaGammaFitter`` formulas to rounding, and stay finite where
+lifetimes' logarithm of a negative hypergeometric series gives NaN (``a + b + x < 1``).
 
 Examples
 --------
 >>> bgnbd = (0.2426, 4.4136 * 7, 0.7929, 2.4259)
->>> p_alive(bgnbd, 0, 0.0, 100.0)
+>>> float(p_alive(bgnbd, 0, 0.0, 100.0))
 1.0
->>> round(p_alive(bgnbd, 2, 30.0, 200.0), 4)
+>>> round(float(p_alive(bgnbd, 2, 30.0, 200.0)), 4)
 0.1786
 """
 
-import math
-
-from scipy.special import hyp2f1
+import numpy as np
+from scipy.special import expit, hyp2f1
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -41,6 +40,10 @@ __all__ = [
 DAYS_PER_MONTH = 30
 
 
+def _floats(*values):
+    return np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in values))
+
+
 def p_alive(bgnbd, x, t_x, T):
     """P(alive at T | x, t_x, T) under BG/NBD: 1 for a customer without repeat purchases.
 
@@ -48,24 +51,19 @@ def p_alive(bgnbd, x, t_x, T):
     ----------
     bgnbd : tuple of float
         ``(r, alpha, a, b)``; ``alpha`` in days.
-    x : int
+    x : array_like of int
         Repeat purchases.
-    t_x, T : float
+    t_x, T : array_like of float
         Days from the first purchase to the last one, and to the end of the calibration.
 
     Returns
     -------
-    float
+    numpy.ndarray
     """
-    if x == 0:
-        return 1.0
     r, alpha, a, b = bgnbd
-    log_div = (r + x) * math.log((alpha + T) / (alpha + t_x)) + math.log(a / (b + x - 1))
-    # expit(-log_div), without overflow either way
-    if log_div >= 0:
-        e = math.exp(-log_div)
-        return e / (1.0 + e)
-    return 1.0 / (1.0 + math.exp(log_div))
+    x, t_x, T = _floats(x, t_x, T)
+    log_div = (r + x) * np.log((alpha + T) / (alpha + t_x)) + np.log(a / (b + np.maximum(x, 1) - 1))
+    return np.where(x == 0, 1.0, expit(-log_div))
 
 
 def expected_purchases(bgnbd, t, x, t_x, T):
@@ -75,34 +73,39 @@ def expected_purchases(bgnbd, t, x, t_x, T):
     ----------
     bgnbd : tuple of float
         ``(r, alpha, a, b)``.
-    t : float
+    t : array_like of float
         Days after the end of the calibration (>= 0).
     x, t_x, T
         As :func:`p_alive`.
 
     Returns
     -------
-    float
+    numpy.ndarray
     """
-    if t == 0:
-        return 0.0
     r, alpha, a, b = bgnbd
-    c = a + b + x - 1
-    z = t / (alpha + T + t)
-    hyp = hyp2f1(r + x, b + x, c, z)
-    if math.isinf(hyp) or hyp <= 0:
-        # Euler's transformation: 2F1(a, b; c; z) = (1 - z)^(c - a - b) 2F1(c - a, c - b; c; z)
-        ln_hyp = math.log(hyp2f1(c - r - x, c - b - x, c, z)) + (c - r - 2 * x - b) * math.log(
-            1 - z
-        )
-    else:
-        ln_hyp = math.log(hyp)
-    first = (a + b + x - 1) / (a - 1)
-    second = 1.0 - math.exp(ln_hyp + (r + x) * math.log((alpha + T) / (alpha + t + T)))
-    denominator = 1.0
-    if x > 0:
-        denominator += (a / (b + x - 1)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
-    return first * second / denominator
+    t, x, t_x, T = _floats(t, x, t_x, T)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        c = a + b + x - 1
+        z = t / (alpha + T + t)
+        ratio_log = (r + x) * np.log((alpha + T) / (alpha + t + T))
+        hyp = hyp2f1(r + x, b + x, c, z)
+        # not through a logarithm: the series may be negative
+        term = hyp * np.exp(ratio_log)
+        bad = ~np.isfinite(hyp)
+        if bad.any():
+            term[bad] = _euler_term(r, b, c[bad], x[bad], z[bad], ratio_log[bad])
+        first = (a + b + x - 1) / (a - 1)
+        odds = (a / (b + np.maximum(x, 1) - 1)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+        value = first * (1.0 - term) / (1.0 + np.where(x > 0, odds, 0.0))
+    return np.where(t == 0, 0.0, value)
+
+
+def _euler_term(r, b, c, x, z, ratio_log):
+    """2F1 x the ratio where 2F1 overflows, by Euler's transformation
+    ``2F1(a, b; c; z) = (1 - z)^(c - a - b) 2F1(c - a, c - b; c; z)``, in logarithms."""
+    alt = hyp2f1(c - r - x, c - b - x, c, z)
+    log_term = np.log(np.abs(alt)) + (c - r - 2 * x - b) * np.log1p(-z) + ratio_log
+    return np.where(alt == 0, 0.0, np.sign(alt) * np.exp(log_term))
 
 
 def expected_value(gamma_gamma, x, m):
@@ -114,19 +117,18 @@ def expected_value(gamma_gamma, x, m):
     ----------
     gamma_gamma : tuple of float
         ``(p, q, v)``, with ``q > 1``.
-    x : int
-    m : float
+    x : array_like of int
+    m : array_like of float
 
     Returns
     -------
-    float
+    numpy.ndarray
     """
     p, q, v = gamma_gamma
+    x, m = _floats(x, m)
     population = v * p / (q - 1)
-    if x == 0:
-        return population
     weight = p * x / (p * x + q - 1)
-    return (1 - weight) * population + weight * m
+    return np.where(x == 0, population, (1 - weight) * population + weight * m)
 
 
 def clv_factor(bgnbd, horizon_days, discount_rate, x, t_x, T):
@@ -150,15 +152,16 @@ def clv_factor(bgnbd, horizon_days, discount_rate, x, t_x, T):
 
     Returns
     -------
-    (float, float)
+    (numpy.ndarray, numpy.ndarray)
         The undiscounted expected purchases in the horizon and the discounted factor.
     """
-    factor = 0.0
-    before = 0.0
+    x, t_x, T = _floats(x, t_x, T)
+    factor = np.zeros(x.shape)
+    before = np.zeros(x.shape)
     end = 0
     while end < horizon_days:
         end = min(end + DAYS_PER_MONTH, horizon_days)
         upto = expected_purchases(bgnbd, end, x, t_x, T)
-        factor += (upto - before) / (1.0 + discount_rate) ** (end / DAYS_PER_MONTH)
+        factor = factor + (upto - before) / (1.0 + discount_rate) ** (end / DAYS_PER_MONTH)
         before = upto
     return before, factor

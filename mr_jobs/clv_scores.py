@@ -16,8 +16,9 @@ Output: one JSON object per customer, in the input's order::
 Gamma-Gamma mean purchase value; ``clv`` is ``expected_value`` times the discounted
 expected purchases (:func:`mr_jobs.clv_math.clv_factor`); ``value_tier`` is ``high`` for
 ``clv >= tiers.high``, ``medium`` for ``clv >= tiers.medium``, else ``low``. The BG/NBD
-figures of a customer depend only on ``(x, t_x, T)``: a task computes them once per
-distinct triple (at most ``--cache-size`` kept). Counters: ``crm.output`` ``rows``;
+figures of a customer depend only on ``(x, t_x, T)``: a task scores ``--batch-size`` rows
+at a time, computing the batch's new triples at once (numpy), and keeps at most
+``--cache-size`` triples. Counters: ``crm.output`` ``rows``;
 ``crm.clv.tiers`` ``high``/``medium``/``low``; ``crm.clv`` ``clv_micros`` and
 ``expected_purchases_micros`` (sums of the values rounded to 1e-6: counters are
 integers). The tasks need scipy (installed with scikit-learn).
@@ -32,7 +33,7 @@ from mr_jobs.clv_math import clv_factor, expected_value, p_alive
 from mr_jobs.clv_stats import COUNTER_GROUP_CLV, key_of_row
 from mr_jobs.protocols import CompactJSONValueProtocol, loads
 
-__all__ = ["COUNTER_GROUP_TIERS", "MRCLVScores", "score_row", "value_tier"]
+__all__ = ["COUNTER_GROUP_TIERS", "MRCLVScores", "score_rows", "value_tier"]
 
 #: Counter group of the customers per value tier.
 COUNTER_GROUP_TIERS = "crm.clv.tiers"
@@ -48,47 +49,65 @@ def value_tier(clv, tiers):
     return "low"
 
 
-def score_row(row, model, triples=None):
-    """The score of one row (see the module docstring).
+def _fill(triples, keys, model):
+    """Compute the BG/NBD figures of the ``keys`` not in ``triples`` at once (vectorized)."""
+    import numpy as np
+
+    missing = list({k for k in keys if k not in triples})
+    if not missing:
+        return
+    x, t_x, T = (np.array(c, dtype=float) for c in zip(*missing, strict=True))
+    bgnbd = model["bgnbd"]
+    purchases, factor = clv_factor(bgnbd, model["horizon_days"], model["discount_rate"], x, t_x, T)
+    alive = p_alive(bgnbd, x, t_x, T)
+    for i, key in enumerate(missing):
+        triples[key] = (float(alive[i]), float(purchases[i]), float(factor[i]))
+
+
+def score_rows(rows, model, triples=None):
+    """The scores of a batch of rows (see the module docstring), in their order.
 
     Parameters
     ----------
-    row : dict
+    rows : list of dict
     model : dict
         As ``--model``.
     triples : dict, optional
-        A cache ``(x, t_x, T) -> (p_alive, expected purchases, discounted factor)``.
+        A cache ``(x, t_x, T) -> (p_alive, expected purchases, discounted factor)``,
+        filled with the batch's new triples.
 
     Returns
     -------
-    dict
+    list of dict
     """
-    x, t_x, T, _holdout = key_of_row(row)
-    triple = (x, t_x, T)
-    found = None if triples is None else triples.get(triple)
-    if found is None:
-        bgnbd = model["bgnbd"]
-        purchases, factor = clv_factor(
-            bgnbd, model["horizon_days"], model["discount_rate"], x, float(t_x), float(T)
+    import numpy as np
+
+    triples = {} if triples is None else triples
+    keys = [key_of_row(row)[:3] for row in rows]
+    _fill(triples, keys, model)
+    x = np.array([k[0] for k in keys], dtype=float)
+    m = np.array([row["monetary_value"] for row in rows], dtype=float)
+    values = expected_value(model["gamma_gamma"], x, m).tolist()
+    tiers = model.get("tiers")
+    out = []
+    for row, key, value in zip(rows, keys, values, strict=True):
+        alive, purchases, factor = triples[key]
+        clv = value * factor
+        out.append(
+            {
+                "customer_id": row["customer_id"],
+                "frequency": key[0],
+                "recency": key[1],
+                "T": key[2],
+                "monetary_value": row["monetary_value"],
+                "p_alive": alive,
+                "expected_purchases": purchases,
+                "expected_value": value,
+                "clv": clv,
+                "value_tier": value_tier(clv, tiers) if tiers else None,
+            }
         )
-        found = (p_alive(bgnbd, x, float(t_x), float(T)), purchases, factor)
-        if triples is not None:
-            triples[triple] = found
-    alive, purchases, factor = found
-    value = expected_value(model["gamma_gamma"], x, float(row["monetary_value"]))
-    clv = value * factor
-    return {
-        "customer_id": row["customer_id"],
-        "frequency": x,
-        "recency": t_x,
-        "T": T,
-        "monetary_value": row["monetary_value"],
-        "p_alive": alive,
-        "expected_purchases": purchases,
-        "expected_value": value,
-        "clv": clv,
-        "value_tier": value_tier(clv, model["tiers"]) if model.get("tiers") else None,
-    }
+    return out
 
 
 class MRCLVScores(CrmJob):
@@ -103,10 +122,12 @@ class MRCLVScores(CrmJob):
         self.add_passthru_arg(
             "--cache-size", type=int, default=200_000, help="triples a task keeps at most"
         )
+        self.add_passthru_arg("--batch-size", type=int, default=5_000, help="rows per batch")
 
     def mapper_init(self):
         self._model = json.loads(self.options.model)
         self._triples = {}
+        self._batch = []
         self._rows = 0
         self._tiers = {"high": 0, "medium": 0, "low": 0}
         self._clv_micros = 0
@@ -116,16 +137,23 @@ class MRCLVScores(CrmJob):
         text = raw.decode("utf-8").strip()
         if not text:
             return
+        self._batch.append(loads(text))
+        if len(self._batch) >= self.options.batch_size:
+            yield from self._score_batch()
+
+    def _score_batch(self):
+        rows, self._batch = self._batch, []
         if len(self._triples) >= self.options.cache_size:
             self._triples = {}
-        out = score_row(loads(text), self._model, self._triples)
-        self._rows += 1
-        self._tiers[out["value_tier"]] += 1
-        self._clv_micros += round(out["clv"] * _MICRO)
-        self._purchase_micros += round(out["expected_purchases"] * _MICRO)
-        yield None, out
+        for out in score_rows(rows, self._model, self._triples):
+            self._rows += 1
+            self._tiers[out["value_tier"]] += 1
+            self._clv_micros += round(out["clv"] * _MICRO)
+            self._purchase_micros += round(out["expected_purchases"] * _MICRO)
+            yield None, out
 
     def mapper_final(self):
+        yield from self._score_batch()
         self.count_output(self._rows)
         for tier, count in self._tiers.items():
             if count:

@@ -97,7 +97,7 @@ class MRCLVStats(CrmJob):
         counts, self._counts = self._counts, {}
         for key, count in counts.items():
             # a string key: Spark's combiner hashes the decoded key (a list cannot be)
-            yield "%d,%d,%d,%d" % key, count
+            yield ",".join(map(str, key)), count
 
     def reducer_sum_counts(self, key, counts):
         yield key, sum(counts)
