@@ -71,7 +71,6 @@ Published layout (``<output>/``)
 """
 
 import datetime
-import io
 import json
 import math
 import os
@@ -92,7 +91,7 @@ from models.churn import (
 from models.inputs import describe_inputs, expand_parts
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts, csv_lines, json_plain, staged_parts
+from models.outputs import csv_from_parts, csv_lines, first_part_row, json_plain, staged_parts
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
 from models.stages.churn import DEFAULT_HORIZON_DAYS
@@ -504,21 +503,10 @@ def _manifest(inputs, parameters, runner, watch, training, model, scored, facts)
     )
 
 
-def _first_row(parts):
-    """The first RFM row of the part files (a bounded read), or None when all are empty."""
-    for path in parts:
-        fs, p = get_filesystem(path)
-        with fs.open_read(p) as f:
-            for line in io.TextIOWrapper(f, encoding="utf-8", newline="\n"):
-                if line.strip():
-                    return json.loads(line)
-    return None
-
-
 def _given_rows(current_path, value, as_of):
     """The part files of ``current_path`` and their as-of date, checked on the first row."""
     parts = expand_parts(current_path if isinstance(current_path, list) else [current_path])
-    first = _first_row(parts)
+    first = first_part_row(parts)
     if first is None:
         raise TooFewCustomersError("no current customer: there is nothing to train on or score")
     if value not in first:

@@ -64,7 +64,7 @@ from models.clv import ModelNotIdentifiedError, fit_bgnbd, fit_gamma_gamma
 from models.inputs import describe_inputs, expand_parts
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts, csv_string, json_plain
+from models.outputs import csv_from_parts, csv_string, first_part_row, json_plain, read_part_rows
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
 from mr_jobs.clv_math import expected_purchases
@@ -322,20 +322,9 @@ def _days_between(start, end):
 # -- 1. calibration rows -----------------------------------------------------------------
 
 
-def _first_row(parts):
-    """The first row of the part files (a bounded read), or None when all are empty."""
-    for path in parts:
-        fs, p = get_filesystem(path)
-        with fs.open_read(p) as f:
-            for line in f:
-                if line.strip():
-                    return json.loads(line)
-    return None
-
-
 def _given_rows(current_path, as_of):
     parts = expand_parts(current_path if isinstance(current_path, list) else [current_path])
-    first = _first_row(parts)
+    first = first_part_row(parts)
     if first is None:
         raise ModelNotIdentifiedError("no customer in current_path: nothing to fit or score")
     if first.get("period") != "D":
@@ -393,7 +382,9 @@ def _calibration_rows(input_paths, current_path, schema, as_of, holdout_end, job
 def _statistics(parts, jobs):
     """The distinct ``(x, t_x, T, holdout)`` and their customers, as arrays."""
     with run_job(MRCLVStats, parts, [], **jobs) as run:
-        keys = np.array([row for row in run.rows()], dtype=np.int64).reshape(-1, 5)
+        # one flat stream of integers: no Python list per key is kept
+        flat = (value for row in run.rows() for value in row)
+        keys = np.fromiter(flat, dtype=np.int64).reshape(-1, 5)
         read = run.counters[0].get(COUNTER_GROUP_CLV, {}).get("rows", 0) if run.counters else 0
     customers = int(keys[:, 4].sum())
     if customers != read:
@@ -433,7 +424,7 @@ def _fit(rows, stats, settings, max_rows, seed, jobs, say, seconds):
     with _timed(seconds, "sample"):
         frame, sample = keyed_sample(
             rows.parts,
-            lambda: _all_rows(rows.parts),
+            lambda: read_part_rows(rows.parts),
             population=stats["customers"],
             max_rows=max_rows,
             seed=seed,
@@ -453,15 +444,6 @@ def _fit(rows, stats, settings, max_rows, seed, jobs, say, seconds):
     with _timed(seconds, "tiers"):
         model["tiers"] = _tiers(frame, model)
     return {**model, "fits": {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma}, "sample": sample}
-
-
-def _all_rows(parts):
-    for path in parts:
-        fs, p = get_filesystem(path)
-        with fs.open_read(p) as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
 
 
 def _fit_gamma_gamma(frame):

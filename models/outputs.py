@@ -18,6 +18,8 @@ import numpy as np
 from mr_jobs.protocols import loads
 
 __all__ = [
+    "first_part_row",
+    "read_part_rows",
     "ROWS_PER_PART",
     "csv_from_parts",
     "csv_lines",
@@ -139,6 +141,24 @@ def _rows(fs, paths):
                 raw = raw.strip()
                 if raw:
                     yield loads(raw)
+
+
+def read_part_rows(paths):
+    """The JSON rows of part files (local paths or URIs), one at a time, in order."""
+    from hdfs_io import get_filesystem
+
+    for path in paths:
+        fs, p = get_filesystem(path)
+        yield from _rows(fs, [p])
+
+
+def first_part_row(paths):
+    """The first JSON row of part files (a bounded read), or None when all are empty."""
+    rows = read_part_rows(paths)
+    try:
+        return next(rows, None)
+    finally:
+        rows.close()
 
 
 def csv_from_parts(publication, name, columns, *, convert=None, explode=None):

@@ -52,6 +52,7 @@ def _options():
             "--seed",
             run_flag="--clv-seed",
             type=int,
+            metavar="N",
             default=DEFAULTS["seed"],
             help="seed of the sample (default: %(default)s)",
         ),
