@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 BGNBD_PARAMETERS = ("r", "alpha", "a", "b")
+#: The search keeps each parameter within exp(+-20) (2e-9 to 5e8).
+_LOG_BOUND = 20.0
 GAMMA_GAMMA_PARAMETERS = ("p", "q", "v")
 
 
@@ -102,14 +104,24 @@ def _maximise(log_likelihood, start, n):
     for scale in (0.0, -1.0, 1.0):
         x0 = np.log(start) + scale
         result = minimize(
-            objective, x0, method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9}
+            objective,
+            x0,
+            method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(x0),
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9},
         )
         if best is None or result.fun < best.fun:
             best = result
-        if best.success and scale == 0.0 and np.all(np.abs(best.x) < 20):
+        if best.success and scale == 0.0 and np.all(np.abs(best.x) < _LOG_BOUND):
             break  # converged inside the space from lifetimes' start: no other start needed
     params = np.exp(best.x)
     return params, log_likelihood(params), best
+
+
+def _at_bounds(names, params):
+    """The parameters the optimiser left at a bound of the search (log-parameters within
+    +-:data:`_LOG_BOUND`): the likelihood still rose towards 0 or infinity there."""
+    return [n for n, p in zip(names, params, strict=True) if abs(math.log(p)) >= _LOG_BOUND - 1e-6]
 
 
 def _standard_errors(log_likelihood, params):
@@ -139,6 +151,13 @@ def _standard_errors(log_likelihood, params):
 
 
 def _fit_result(names, params, ll, result, errors, data):
+    at_bounds = _at_bounds(names, params)
+    if at_bounds:
+        shown = ", ".join(f"{n}={p:.4g}" for n, p in zip(names, params, strict=True))
+        raise ModelNotIdentifiedError(
+            f"the likelihood rises without end as {', '.join(at_bounds)} go to a limit "
+            f"({shown}): these data do not identify the model"
+        )
     return {
         "parameters": {n: float(p) for n, p in zip(names, params, strict=True)},
         "standard_errors": dict(zip(names, errors, strict=True)),

@@ -67,7 +67,7 @@ from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_string, first_part_row, json_plain, read_part_rows
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
-from mr_jobs.clv_math import expected_purchases
+from mr_jobs.clv_math import clv_factor, expected_purchases, p_alive
 from mr_jobs.clv_scores import COUNTER_GROUP_TIERS, MRCLVScores, score_rows
 from mr_jobs.clv_stats import COUNTER_GROUP_CLV, MRCLVStats
 
@@ -417,6 +417,8 @@ def _fit(rows, stats, settings, max_rows, seed, jobs, say, seconds):
     with _timed(seconds, "bgnbd_fit"):
         bgnbd = fit_bgnbd(triples[:, 0], triples[:, 1], triples[:, 2], counts)
     p = bgnbd["parameters"]
+    with _timed(seconds, "bgnbd_check"):
+        _check_expectations(p, triples, settings)
     say(
         f"BG/NBD r={p['r']:.4f} alpha={p['alpha']:.4f} a={p['a']:.4f} b={p['b']:.4f} "
         f"(days), log-likelihood {bgnbd['log_likelihood']:,.2f}"
@@ -458,6 +460,26 @@ def _fit_gamma_gamma(frame):
         "mean_value_not_positive": int(np.sum((x > 0) & (m <= 0))),
     }
     return fit
+
+
+def _check_expectations(parameters, triples, settings):
+    """Refuse a fit whose expectations are not finite for some customer's triple (a
+    degenerate fit: e.g. every customer with the same frequency drives r and alpha to the
+    Poisson limit, where 2F1 gives NaN), naming one such triple."""
+    bgnbd = [parameters[k] for k in ("r", "alpha", "a", "b")]
+    x, t_x, T = triples[:, 0], triples[:, 1], triples[:, 2]
+    purchases, factor = clv_factor(
+        bgnbd, settings["horizon_days"], settings["discount_rate"], x, t_x, T
+    )
+    bad = ~(np.isfinite(purchases) & np.isfinite(factor) & np.isfinite(p_alive(bgnbd, x, t_x, T)))
+    if bad.any():
+        first = triples[np.argmax(bad)].tolist()
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in parameters.items())
+        raise ModelNotIdentifiedError(
+            f"BG/NBD fitted to {shown} gives no finite expectation for {int(bad.sum()):,} of "
+            f"{len(triples):,} (frequency, recency, T), e.g. {tuple(first)}: these data do not "
+            "identify the model (too little variety in frequency and recency)"
+        )
 
 
 def _sample_rows(frame):

@@ -1,7 +1,9 @@
-"""A seeded, uniform sample of churn training rows by a hash of the customer id (map-only).
+"""A seeded, uniform sample of customer rows by a hash of the customer id (map-only).
 
-Input: the training rows of :class:`mr_jobs.churn_features.MRChurnFeatures`, one JSON
-object per line. Options: ``--seed`` and ``--threshold`` (an integer in ``0 .. 2**64``).
+Input: one JSON object per line with a ``customer_id``: the churn training rows of
+:class:`mr_jobs.churn_features.MRChurnFeatures`, or the CLV stage's calibration rows
+(:func:`models.churn.keyed_sample` runs it for both). Options: ``--seed`` and
+``--threshold`` (an integer in ``0 .. 2**64``).
 Output: the rows whose :func:`sample_key` is below the threshold, each with its key added
 as ``sample_key``, in the input's order. The driver (:mod:`models.churn_stage`) sets the
 threshold a little above ``max_train / population`` of the key space and keeps the

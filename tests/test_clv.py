@@ -321,3 +321,40 @@ def test_local_runner_and_a_bounded_sample_give_what_inline_gives(tmp_path):
     tiers = m_local["details"]["tiers"]
     assert sum(tiers.values()) == 2357 and tiers["high"] < tiers["medium"] < tiers["low"]
     assert m_local["lines"] == m_inline["lines"]
+
+
+def test_holdout_summary_sets_the_churn_stages_held_out_auc_beside_its_own(tmp_path, cdnow_clv):
+    from models.churn_stage import run_churn_stage
+
+    churn = tmp_path / "churn"
+    *_, churn_manifest = run_churn_stage(
+        [str(CDNOW_SAMPLE)], str(churn), schema=SAMPLE_SCHEMA, horizon_days=273, conf_paths=[]
+    )
+    manifest = run_clv_stage(
+        [str(CDNOW_SAMPLE)],
+        str(tmp_path / "clv"),
+        schema=SAMPLE_SCHEMA,
+        as_of=CALIBRATION_END,
+        holdout_end=HOLDOUT_END,
+        churn_path=str(churn),
+        conf_paths=[],
+    )
+    reference = manifest["details"]["holdout"]["churn_model"]
+    assert reference["roc_auc"] == churn_manifest["details"]["metrics"]["roc_auc"]
+    assert reference["horizon_days"] == 273 and "its own cutoff" in reference["note"]
+    # without a published churn output there is nothing to set beside
+    assert cdnow_clv[1]["details"]["holdout"]["churn_model"] is None
+
+
+def test_a_fit_without_finite_expectations_is_refused_naming_the_parameters():
+    """The fit found on the hostile corpus (every customer with frequency 2: r and alpha run
+    to the Poisson limit), where 2F1 gives no finite value: a clear refusal, not NaN."""
+    from models.clv_stage import _check_expectations
+
+    found = {"r": 5.666e4, "alpha": 8.349e6, "a": 1.483e-4, "b": 1.129e4}
+    triples = np.array([[2, 172, 221], [2, 197, 319]])
+    settings = {"horizon_days": 365, "discount_rate": 0.01}
+    with pytest.raises(ModelNotIdentifiedError, match=r"r=5\.666e\+04.*do not identify"):
+        _check_expectations(found, triples, settings)
+    cdnow = {"r": 0.2426, "alpha": 30.895, "a": 0.7929, "b": 2.4259}
+    _check_expectations(cdnow, triples, settings)  # finite: no error
