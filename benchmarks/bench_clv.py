@@ -198,7 +198,9 @@ def print_result(r, flush=True):
     print(
         f"{r['customers']:,} customers ({o['distinct_triples']:,} distinct triples)\n"
         f"  this project: {o['seconds']:.1f} s in all, fit {fit:.2f} s (BG/NBD "
-        f"{o['steps']['bgnbd_fit']:.2f} s), statistics job {o['steps']['statistics']:.1f} s, "
+        f"{o['steps']['bgnbd_fit']:.2f} s), finite-expectation check "
+        f"{o['steps'].get('bgnbd_check', 0.0):.2f} s, "
+        f"statistics job {o['steps']['statistics']:.1f} s, "
         f"scoring job {score:.1f} s, customers.csv {o['steps']['customers_csv']:.1f} s; "
         f"driver peak {r['ours_peak_mb']:.0f} MB\n"
         f"  lifetimes:    {t['seconds']:.1f} s in all, read {t['steps']['read']:.1f} s, fit "
