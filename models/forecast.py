@@ -131,6 +131,7 @@ Limits
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
 from collections import Counter
@@ -156,6 +157,9 @@ __all__ = [
 ]
 
 PERIODS = ("D", "W")
+#: ``arima``: the AIC grid below; ``select``: the rolling-origin choice of
+#: :mod:`models.forecast_select`.
+METHODS = ("arima", "select")
 _STEP_DAYS = {"D": 1, "W": 7}
 #: Held-out periods of the backtest by default: four weeks of days, or eight weeks.
 DEFAULT_BACKTEST = {"D": 28, "W": 8}
@@ -290,6 +294,7 @@ def forecast_series(
     maxiter=50,
     processes=1,
     progress=None,
+    method="arima",
 ):
     """Fit one ARIMA per series, forecast ``horizon`` periods and backtest the last ones.
 
@@ -320,6 +325,10 @@ def forecast_series(
         1 fits in this process; more uses that many worker processes.
     progress : callable, optional
         ``progress(message)`` with counts as series finish.
+    method : {"arima", "select"}
+        ``arima``: the ARIMA grid by AIC (the module docstring); ``select``: the choice
+        between ARIMA, ETS, Theta and the seasonal naive by rolling-origin backtest
+        (:mod:`models.forecast_select`).
 
     Returns
     -------
@@ -359,6 +368,8 @@ def forecast_series(
         raise ValueError(f"alpha={alpha!r} should be a number between 0 and 1 (exclusive)")
     if transform not in _TRANSFORMS:
         raise ValueError(f"transform={transform!r} should be one of {_TRANSFORMS}")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} should be one of {METHODS}")
     if progress is not None and not callable(progress):
         raise ValueError(f"progress={progress!r} should be a callable or None")
 
@@ -371,6 +382,7 @@ def forecast_series(
         "transform": transform,
         "seasonal_lag": None if seasonal_lag is None else int(seasonal_lag),
         "maxiter": int(maxiter),
+        "method": method,
     }
     tasks = [(name, days, values, filled, config) for name, (days, values, filled) in series]
     outcomes = _run_all(tasks, int(processes), progress)
@@ -597,6 +609,7 @@ def _record(n, filled=0, **fields):
         "errors": [],
         "error": None,
         "seconds": None,
+        "selection": None,
     }
     rec.update(fields)
     return rec
@@ -633,7 +646,11 @@ def _fit_and_forecast(days, values, horizon, cfg):
     rec["transform"] = scales[0]
     future = days[-1] + step * np.arange(1, horizon + 1)
     fc = None
-    if n < MIN_ARIMA_PERIODS:
+    if cfg.get("method") == "select":
+        from models.forecast_select import select_and_forecast
+
+        fc = select_and_forecast(rec, days, values, horizon, cfg, sys.modules[__name__])
+    elif n < MIN_ARIMA_PERIODS:
         rec["fallback"] = f"too short for ARIMA ({n} < {MIN_ARIMA_PERIODS} periods)"
     elif np.ptp(values) == 0:
         rec["fallback"] = "constant series"
@@ -788,6 +805,36 @@ def _fit_grid(rec, y, days, future, cfg):
     return aic, info, fc
 
 
+def _cheap_arima(y, days, horizon, cfg, fitted=None):
+    """The ARIMA candidate of the rolling-origin choice: ``d`` by KPSS, ``(1, d, 1)``, a
+    mean (``d = 0``) or a drift (``d = 1``), as ``auto.arima`` allows (a trend is the ETS
+    and Theta candidates' business), the Fourier regressors; raises when it does not
+    converge.
+
+    With ``fitted`` (what an earlier call on a prefix of ``y`` returned as ``fitted``),
+    its parameters are kept and only the filter runs on ``y`` (``apply``, about a tenth of
+    a fit): the later origins of the choice reuse the first origin's estimates, which saw
+    no data after it.
+    """
+    step = _STEP_DAYS[cfg["period"]]
+    future = days[-1] + step * np.arange(1, horizon + 1)
+    names, X, Xf = _regressors(days, future, cfg["period"])
+    if fitted is not None and fitted["regressors"] == names:
+        result = fitted["result"].apply(y, exog=X)
+        d, trend = fitted["order"][1], fitted["trend"]
+    else:
+        d = _choose_d(y, X)
+        trend = "c" if d == 0 else "t"  # a mean, or a drift: as auto.arima allows
+        result, _texts, converged = _fit_one(y, X, (1, d, 1), trend, cfg["maxiter"])
+        if not converged:
+            raise ValueError(f"ARIMA(1,{d},1) did not converge")
+    fc = _predict(result, horizon, Xf, cfg["alpha"])
+    extra = " + ".join(names)
+    model = f"ARIMA(1,{d},1) trend={trend}" + (f" + {extra}" if extra else "")
+    info = {"order": [1, d, 1], "trend": trend, "regressors": names, "aic": float(result.aic)}
+    return {**fc, "model": model, **info, "fitted": {**info, "result": result}}
+
+
 def _fit_fallback_arima(rec, y, horizon, cfg):
     """ARIMA(0,1,1) without regressors or trend; fills ``rec``; None when it fails."""
     order = _FALLBACK_ORDER
@@ -844,6 +891,7 @@ _FIT_COLUMNS = [
     "errors",
     "error",
     "seconds",
+    "selection",
 ]
 _FORECAST_COLUMNS = ["series", "period", "step", "forecast", "lower", "upper", "model"]
 _BACKTEST_COLUMNS = [

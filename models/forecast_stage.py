@@ -56,6 +56,7 @@ import dataclasses
 import datetime
 import json
 import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -275,6 +276,7 @@ def run_forecast_stage(
     source=None,
     overwrite=False,
     reporter=None,
+    method="select",
     **forecast_options,
 ):
     """Forecast every sales series and publish the forecasts, backtests and fits.
@@ -301,6 +303,9 @@ def run_forecast_stage(
         Where the series came from, recorded as the manifest's input.
     overwrite : bool
     reporter : models.progress.Reporter, optional
+    method : {"arima", "select"}
+        The model choice of :func:`models.forecast.forecast_series`: the ARIMA grid by
+        AIC, or ARIMA, ETS, Theta or the seasonal naive by rolling-origin backtest.
     **forecast_options
         Passed to :func:`models.forecast.forecast_series` (``alpha``, ``transform``,
         ``seasonal_lag``, ``maxiter``).
@@ -319,6 +324,7 @@ def run_forecast_stage(
     hdfs_io.PathExists, hdfs_io.UnsafePathError
         When ``output_path`` may not be published to, before anything is fitted.
     """
+    forecast_options["method"] = method
     if horizon is None and period in DEFAULT_HORIZON:
         horizon = DEFAULT_HORIZON[period]
     _check_arguments(series, period, horizon, value, processes)
@@ -406,6 +412,7 @@ def _details(result, names, fitted_periods, dropped, note, fit_seconds, value, h
             "series_failed": result.failed(),
             "series_fallback": [str(s) for s in final.loc[final["status"] == "fallback", "series"]],
             "models": {str(r["series"]): r["model"] for _, r in final.iterrows()},
+            "models_won": _models_won(final),
             "value": value,
             "horizon": int(horizon),
             "periods_fitted": len(fitted_periods),
@@ -417,6 +424,20 @@ def _details(result, names, fitted_periods, dropped, note, fit_seconds, value, h
             "backtest_summary": _summary(result.backtest),
         }
     )
+
+
+def _models_won(final):
+    """Series per model family of the final fits (``ARIMA``, ``ETS(A,Ad,N) on log1p``, ...:
+    the name without its orders' regressors and lags), most first."""
+    import re
+
+    families = Counter()
+    for model in final["model"].dropna():
+        family = re.sub(r"\(\d+,\d+,\d+\).*", "", str(model))  # ARIMA(1,1,1) trend=t + ...
+        family = re.sub(r" \(lag \d+\)", "", family)  # seasonal naive (lag 52)
+        family = re.sub(r" \(deseasonalised, lag \d+\)", "", family)
+        families[family.strip()] += 1
+    return dict(families.most_common())
 
 
 def _fitted_frame(series, value, period, data_span, say):

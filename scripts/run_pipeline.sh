@@ -29,6 +29,8 @@ with the same options and --resume to keep the stages that completed.
       --sales-period D|W    sales series per day or week           (default: W)
       --sales-top-n N       items with a sales series of their own (default: 20)
       --horizon N           periods to forecast        (default: 28 days or 8 weeks)
+      --forecast-method M   select (ARIMA, ETS, Theta or seasonal naive by backtest) or
+                            arima (the ARIMA grid by AIC)          (default: select)
       --forecast-processes N  processes fitting the forecasts      (default: 2)
       --churn-horizon-days N  churned = no purchase in N days after the cutoff (90)
       --churn-cutoff YYYY-MM-DD  churn training cutoff (default: latest date - horizon)
@@ -70,7 +72,8 @@ while (($#)); do
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
     --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed|--sales-period|\
-    --sales-top-n|--horizon|--forecast-processes|--churn-horizon-days|--churn-cutoff|\
+    --sales-top-n|--horizon|--forecast-method|--forecast-processes|--churn-horizon-days|\
+    --churn-cutoff|\
     --clv-horizon-days|--discount-rate|--clv-holdout-end)
       extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
     --mrjob-conf) extra+=(--mrjob-conf "${2:?--mrjob-conf needs a value}"); shift 2 ;;

@@ -121,6 +121,7 @@ def test_stage_publishes_forecasts_backtests_and_fits_with_the_accounting(tmp_pa
         data_span=("2023-01-01", "2024-12-30"),
         source="sales/",
         transform="none",
+        method="arima",  # the ARIMA grid's records (orders, fallbacks) are checked here
         reporter=Reporter(stream),
     )
     assert is_published(LocalFileSystem(), str(out))
@@ -197,7 +198,13 @@ def test_a_series_that_cannot_be_forecast_is_reported_and_the_others_published(t
     frame = weekly_frame(weeks=20, names=("total", "broken"), flat=("flat",))
     frame.loc[frame["series"] == "broken", "revenue"] = np.nan
     result, manifest = run_forecast_stage(
-        frame, str(tmp_path / "f"), period="W", horizon=3, backtest_periods=0, maxiter=20
+        frame,
+        str(tmp_path / "f"),
+        period="W",
+        horizon=3,
+        backtest_periods=0,
+        maxiter=20,
+        method="arima",  # a constant series falls back to the seasonal naive there
     )
     assert manifest["details"]["series_failed"] == ["broken"] == result.failed()
     assert manifest["details"]["series_fallback"] == ["flat"]
@@ -333,3 +340,18 @@ def test_reading_a_directory_that_is_not_a_published_sales_output_is_refused(
     run_forecast_stage(weekly_frame(weeks=1).iloc[0:0], str(forecasts), period="W")
     with pytest.raises(ValueError, match="not sales series"):
         read_sales_series(str(forecasts))
+
+
+def test_the_default_choice_records_every_score_and_counts_the_models_won(tmp_path):
+    frame = weekly_frame(weeks=106, flat=("__other__",))
+    out = tmp_path / "forecasts"
+    result, manifest = run_forecast_stage(frame, str(out), period="W", horizon=6)
+    details = manifest["details"]
+    assert manifest["parameters"]["method"] == "select"
+    finals = [f for f in read_jsonl(out / FITS_JSONL) if f["stage"] == "final"]
+    assert sum(details["models_won"].values()) == len(finals) == details["series"]
+    for fit in finals:
+        scores = fit["selection"]["scores"]
+        assert {"seasonal naive", "ETS(A,N,N)", "Theta", "ARIMA"} <= set(scores)
+        assert len(fit["selection"]["origins"]) == 3
+    assert result.failed() == [] and len(read_parts(out)) == 6 * len(finals)

@@ -37,6 +37,15 @@ def _options():
             help="periods held out for the backtest, 0 for none (default: 28 days or 8 weeks)",
         ),
         Option(
+            "method",
+            "--method",
+            run_flag="--forecast-method",
+            choices=("arima", "select"),
+            default="select",
+            help="arima: the ARIMA grid by AIC; select: ARIMA, ETS, Theta or the seasonal "
+            "naive, whichever forecasts best over three rolling origins (default: %(default)s)",
+        ),
+        Option(
             "processes",
             "--processes",
             run_flag="--forecast-processes",

@@ -1,0 +1,135 @@
+"""The rolling-origin model choice (models/forecast_select.py) and its numpy candidates
+(models/forecast_models.py) on series whose right model is known, CDNOW, and bad series."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.forecast import forecast_series
+from models.forecast_models import ets, is_seasonal, theta
+from tests.test_forecast import _revenue_by_period
+
+H = 8
+
+
+def _select(y, period="W", start="2022-01-03", **kwargs):
+    index = pd.date_range(start, periods=len(y), freq="7D" if period == "W" else "D")
+    series = pd.Series(np.asarray(y, dtype=float), index=index)
+    kwargs.setdefault("backtest_periods", H)
+    return forecast_series({"s": series}, period=period, horizon=H, method="select", **kwargs)
+
+
+def _final(result):
+    fits = result.fits
+    return fits[(fits["stage"] == "final")].iloc[0]
+
+
+def test_a_pure_trend_is_extrapolated_not_repeated():
+    y = 100 + 3.0 * np.arange(90)
+    result = _select(y)
+    final = _final(result)
+    assert not final["model"].startswith("seasonal naive")
+    expected = 100 + 3.0 * np.arange(90, 90 + H)
+    np.testing.assert_allclose(result.forecasts["forecast"], expected, rtol=0.02)
+    assert result.backtest.iloc[0]["relative_mae"] < 0.2
+    scores = final["selection"]["scores"]
+    assert scores["ETS(A,Ad,N)"] < scores["ETS(A,N,N)"]  # the trend model sees the trend
+
+
+def test_a_pure_weekly_season_of_daily_series_is_followed():
+    days = np.arange(84)
+    y = 50 + 20 * np.sin(2 * np.pi * days / 7)
+    result = _select(y, period="D")
+    final = _final(result)
+    assert final["model"].startswith(("seasonal naive", "ETS(A,N,A)", "ETS(A,Ad,A)", "Theta"))
+    truth = 50 + 20 * np.sin(2 * np.pi * np.arange(84, 84 + H) / 7)
+    assert np.max(np.abs(result.forecasts["forecast"].to_numpy() - truth)) < 2.0
+
+
+def test_white_noise_is_forecast_flat_near_its_mean():
+    y = 200 + np.random.default_rng(3).normal(0, 10, 120)
+    result = _select(y)
+    forecast = result.forecasts["forecast"].to_numpy()
+    assert np.ptp(forecast) < 15 and abs(forecast.mean() - 200) < 10
+    upper, lower = result.forecasts["upper"], result.forecasts["lower"]
+    assert ((upper - lower) > 20).all()  # the noise's width, not a false certainty
+
+
+def test_intermittent_zeros_give_finite_nonnegative_forecasts():
+    rng = np.random.default_rng(5)
+    y = np.where(rng.random(100) < 0.7, 0.0, rng.integers(1, 6, 100).astype(float))
+    result = _select(y)
+    f = result.forecasts
+    assert f[["forecast", "lower", "upper"]].notna().all().all()
+    assert (f[["forecast", "lower", "upper"]] >= 0).all().all()
+    assert _final(result)["status"] in ("ok", "fallback")
+
+
+def test_a_series_no_model_can_forecast_is_reported_and_the_others_go_on():
+    good = pd.Series(
+        100 + np.arange(40, dtype=float), index=pd.date_range("2022-01-03", periods=40, freq="7D")
+    )
+    bad = good.copy()
+    bad.iloc[5] = np.inf
+    result = forecast_series(
+        {"good": good, "bad": bad}, period="W", horizon=H, method="select", backtest_periods=0
+    )
+    assert result.failed() == ["bad"]
+    assert set(result.forecasts["series"]) == {"good"}
+
+
+def test_a_short_series_gets_no_choice_and_says_why():
+    result = _select([5.0, 6.0, 7.0, 6.0, 5.0, 6.0], backtest_periods=0)
+    final = _final(result)
+    assert final["model"] == "ETS(A,N,N)" and "too short for a choice" in final["fallback"]
+
+
+def test_the_choice_is_recorded_with_every_candidates_score():
+    y = 100 + 3.0 * np.arange(90) + np.random.default_rng(0).normal(0, 2, 90)
+    final = _final(_select(y))
+    selection = final["selection"]
+    assert selection["rule"].startswith("lowest mean absolute error")
+    assert len(selection["origins"]) == 3 and selection["horizon"] == H
+    names = set(selection["scores"])
+    assert {"seasonal naive", "ETS(A,N,N)", "Theta", "ARIMA", "Theta on log1p"} <= names
+    scored = {k: v for k, v in selection["scores"].items() if v is not None}
+    chosen = min(scored, key=scored.get)
+    assert final["model"].startswith(chosen.split(" on ")[0].split("(")[0])
+
+
+def test_cdnow_weekly_backtest_beats_the_plain_naive(cdnow_path):
+    raw = pd.read_csv(cdnow_path, sep=r"\s+", dtype={"customer_id": str, "date": str})
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "revenue": raw["dollar_value"].astype(float),
+        }
+    )
+    weekly = _revenue_by_period(frame, "W")
+    result = forecast_series(
+        {"cdnow": weekly}, period="W", horizon=8, backtest_periods=8, method="select"
+    )
+    bt = result.backtest.iloc[0]
+    y = weekly.to_numpy(dtype=float)
+    plain_naive_mae = float(np.mean(np.abs(y[-9] - y[-8:])))
+    assert bt["mae"] < plain_naive_mae, (bt["mae"], plain_naive_mae, bt["model"])
+
+
+@pytest.mark.parametrize("trend", [False, True])
+def test_ets_intervals_widen_and_contain_the_forecast(trend):
+    y = 10 + np.cumsum(np.random.default_rng(1).normal(0.2, 1.0, 60))
+    fit = ets(y, 12, trend=trend)
+    width = fit["upper"] - fit["lower"]
+    assert (np.diff(width) >= -1e-9).all() and (fit["lower"] < fit["forecast"]).all()
+    assert 0.02 <= fit["parameters"]["alpha"] <= 0.98
+
+
+def test_theta_deseasonalises_only_a_seasonal_series():
+    t = np.arange(120)
+    seasonal = 100 + 30 * np.sin(2 * np.pi * t / 12) + 0.5 * t
+    flat = 100 + np.random.default_rng(2).normal(0, 1, 120)
+    assert is_seasonal(seasonal, 12) and not is_seasonal(flat, 12)
+    assert theta(seasonal, 12, m=12)["parameters"]["seasonal"]
+    assert not theta(flat, 12, m=12)["parameters"]["seasonal"]
+    with pytest.raises(ValueError, match="at least 3 values"):
+        theta([1.0, 2.0], 4)
