@@ -396,23 +396,6 @@ def _cmd_segments(args, reporter):
     )
 
 
-def _cmd_sales(args, reporter):
-    from models.sales_stage import run_sales_stage
-
-    check_disjoint(args.inputs, [args.output])
-    run_sales_stage(
-        args.inputs,
-        args.output,
-        schema=_schema(args, args.inputs),
-        as_of=args.as_of,
-        runner=args.runner,
-        conf_paths=_conf_paths(args),
-        overwrite=args.overwrite,
-        reporter=reporter,
-        **_stage_options(args, "sales"),
-    )
-
-
 def _cmd_forecast(args, reporter):
     from models.forecast_stage import read_sales_series, run_forecast_stage
 
@@ -430,38 +413,25 @@ def _cmd_forecast(args, reporter):
     )
 
 
-def _cmd_churn(args, reporter):
-    from models.churn_stage import run_churn_stage
+def _cmd_on_lines(stage):
+    """The command of a stage that reads order lines: ``crm-mr sales``, ``churn``, ``clv``
+    (the stage's runner from the registry, with its options)."""
 
-    check_disjoint(args.inputs, [args.output])
-    run_churn_stage(
-        args.inputs,
-        args.output,
-        schema=_schema(args, args.inputs),
-        as_of=args.as_of,
-        runner=args.runner,
-        conf_paths=_conf_paths(args),
-        overwrite=args.overwrite,
-        reporter=reporter,
-        **_stage_options(args, "churn"),
-    )
+    def command(args, reporter):
+        check_disjoint(args.inputs, [args.output])
+        by_name(stage).runner_function()(
+            args.inputs,
+            args.output,
+            schema=_schema(args, args.inputs),
+            as_of=args.as_of,
+            runner=args.runner,
+            conf_paths=_conf_paths(args),
+            overwrite=args.overwrite,
+            reporter=reporter,
+            **_stage_options(args, stage),
+        )
 
-
-def _cmd_clv(args, reporter):
-    from models.clv_stage import run_clv_stage
-
-    check_disjoint(args.inputs, [args.output])
-    run_clv_stage(
-        args.inputs,
-        args.output,
-        schema=_schema(args, args.inputs),
-        as_of=args.as_of,
-        runner=args.runner,
-        conf_paths=_conf_paths(args),
-        overwrite=args.overwrite,
-        reporter=reporter,
-        **_stage_options(args, "clv"),
-    )
+    return command
 
 
 def _cmd_run(args, reporter):
@@ -496,10 +466,10 @@ _COMMANDS = {
     "rfm": _cmd_rfm,
     "baskets": _cmd_baskets,
     "segments": _cmd_segments,
-    "sales": _cmd_sales,
+    "sales": _cmd_on_lines("sales"),
     "forecast": _cmd_forecast,
-    "churn": _cmd_churn,
-    "clv": _cmd_clv,
+    "churn": _cmd_on_lines("churn"),
+    "clv": _cmd_on_lines("clv"),
     "run": _cmd_run,
 }
 

@@ -131,7 +131,6 @@ Limits
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections import Counter
@@ -649,7 +648,7 @@ def _fit_and_forecast(days, values, horizon, cfg):
     if cfg.get("method") == "select":
         from models.forecast_select import select_and_forecast
 
-        fc = select_and_forecast(rec, days, values, horizon, cfg, sys.modules[__name__])
+        fc = select_and_forecast(rec, days, values, horizon, cfg)
     elif n < MIN_ARIMA_PERIODS:
         rec["fallback"] = f"too short for ARIMA ({n} < {MIN_ARIMA_PERIODS} periods)"
     elif np.ptp(values) == 0:

@@ -62,16 +62,17 @@ def _grid(trend, season):
 
 
 def _initial_states(y, trend, m):
-    n0 = m if m else min(len(y), 4)
-    level = float(y[0])
-    slope = float((y[n0 - 1] - y[0]) / max(n0 - 1, 1)) if trend else 0.0
-    if m:
-        first = y[: 2 * m].reshape(2, m)
-        season = (first - first.mean(axis=1, keepdims=True)).mean(axis=0)
-        level = float(y[:m].mean())
-        slope = float((y[m : 2 * m].mean() - y[:m].mean()) / m) if trend else 0.0
-        return level, slope, season
-    return level, slope, None
+    """``(level, slope, season)``: the first value and the mean slope of the first four
+    periods; with a season, the first season's mean, the slope between the first two
+    seasons' means, and the two seasons' mean deviations."""
+    if not m:
+        n0 = min(len(y), 4)
+        slope = float((y[n0 - 1] - y[0]) / max(n0 - 1, 1)) if trend else 0.0
+        return float(y[0]), slope, None
+    first = y[: 2 * m].reshape(2, m)
+    season = (first - first.mean(axis=1, keepdims=True)).mean(axis=0)
+    slope = float((first[1].mean() - first[0].mean()) / m) if trend else 0.0
+    return float(first[0].mean()), slope, season
 
 
 def _filter(y, trend, m):

@@ -58,13 +58,13 @@ def _log_model(fit):
     return fitted
 
 
-def candidates(values, period, cfg, forecast_module):
+def candidates(values, period, cfg):
     """``[(name, fit)]``: ``fit(y, days, h)`` returns ``forecast``, ``lower``, ``upper``
     (and optionally ``model``, ``order``, ``trend``, ``regressors``) for ``h`` steps."""
     alpha = cfg["alpha"]
     season = _SEASON[period]
     naive_lag = cfg["seasonal_lag"]
-    fm = forecast_module
+    from models import forecast as fm  # loaded: it is what calls this module
 
     def naive(y, days, h):
         m = fm._seasonal_lag(period, len(y), naive_lag)
@@ -135,7 +135,7 @@ def _score(fit, name, values, days, h, ends, errors):
     return float(np.mean(np.concatenate(errs)))
 
 
-def select_and_forecast(rec, days, values, horizon, cfg, forecast_module):
+def select_and_forecast(rec, days, values, horizon, cfg):
     """Choose a model for this history and forecast ``horizon`` steps with it.
 
     Parameters
@@ -147,8 +147,6 @@ def select_and_forecast(rec, days, values, horizon, cfg, forecast_module):
     horizon : int
     cfg : dict
         The run's configuration (``period``, ``alpha``, ``seasonal_lag``, ``maxiter``).
-    forecast_module : module
-        :mod:`models.forecast` (its seasonal naive, KPSS and ARIMA helpers).
 
     Returns
     -------
@@ -157,7 +155,7 @@ def select_and_forecast(rec, days, values, horizon, cfg, forecast_module):
     """
     t0 = time.perf_counter()
     n = len(values)
-    pool = candidates(values, cfg["period"], cfg, forecast_module)
+    pool = candidates(values, cfg["period"], cfg)
     h, ends = _origins(n, horizon)
     scores = {}
     if ends:
@@ -186,7 +184,7 @@ def select_and_forecast(rec, days, values, horizon, cfg, forecast_module):
         "horizon": h,
         "rule": "lowest mean absolute error over the origins",
     }
-    rec["model"] = out.get("model", name) if name != "ARIMA" else out["model"]
+    rec["model"] = out.get("model", name)
     if name.endswith("on log1p") and not rec["model"].endswith("on log1p"):
         rec["model"] += " on log1p"
     rec["transform"] = "log1p" if name.endswith("on log1p") else "none"

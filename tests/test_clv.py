@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import lifetimes  # a test dependency (setup.cfg [test]): missing, the suite fails
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +23,6 @@ from models.clv_stage import check_options, run_clv_stage
 from mr_jobs.clv_math import clv_factor, expected_purchases, expected_value, p_alive
 from mr_jobs.records import PRESETS, InputSchema
 
-lifetimes = pytest.importorskip("lifetimes")
 DATASETS = Path(lifetimes.__file__).parent / "datasets"
 CDNOW_SAMPLE = DATASETS / "CDNOW_sample.txt"
 #: CDNOW_sample.txt: customer id, id in the master file, date, CDs, dollars (no header).

@@ -26,7 +26,7 @@ from typing import Any
 
 from hdfs_io import is_published
 
-__all__ = ["Option", "RunContext", "Stage", "stage_entry", "skipped_entry"]
+__all__ = ["Option", "RunContext", "Stage", "stage_entry", "skipped_entry", "skipped_for"]
 
 _UNSET = object()
 
@@ -224,3 +224,10 @@ def stage_entry(stage, output, manifest):
 def skipped_entry(stage, reason):
     """The run-record entry of a stage skipped for ``reason``."""
     return {"stage": stage, "status": "skipped", "output": None, "skipped": reason}
+
+
+def skipped_for(run, stage, error):
+    """Say and record that ``stage`` is skipped because of ``error`` (the data cannot
+    support it: too few customers, a model the data do not identify)."""
+    run.say(stage, f"skipped: {error}")
+    return [skipped_entry(stage, str(error))]

@@ -1,7 +1,7 @@
 """The ``churn`` stage: model, scores of every customer, early warning
 (:mod:`models.churn_stage`)."""
 
-from models.stages.base import Option, Stage, skipped_entry, stage_entry
+from models.stages.base import Option, Stage, skipped_for, stage_entry
 from models.stages.rfm import no_customer_reason
 
 __all__ = ["ChurnStage"]
@@ -86,6 +86,5 @@ class ChurnStage(Stage):
                 **self.options_of(run),
             )
         except TooFewCustomersError as e:
-            run.say(self.name, f"skipped: {e}")
-            return [skipped_entry(self.name, str(e))]
+            return skipped_for(run, self.name, e)
         return [stage_entry(self.name, run.uri(self.name), manifest)]

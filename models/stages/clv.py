@@ -1,7 +1,7 @@
 """The ``clv`` stage: BG/NBD and Gamma-Gamma customer lifetime value
 (:mod:`models.clv_stage`)."""
 
-from models.stages.base import Option, Stage, skipped_entry, stage_entry
+from models.stages.base import Option, Stage, skipped_for, stage_entry
 from models.stages.rfm import no_customer_reason
 
 __all__ = ["CLVStage"]
@@ -98,6 +98,5 @@ class CLVStage(Stage):
                 **options,
             )
         except ModelNotIdentifiedError as e:
-            run.say(self.name, f"skipped: {e}")
-            return [skipped_entry(self.name, str(e))]
+            return skipped_for(run, self.name, e)
         return [stage_entry(self.name, run.uri(self.name), manifest)]

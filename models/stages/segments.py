@@ -1,7 +1,7 @@
 """The ``segments`` stage: behavioural segments by distributed K-Means
 (:mod:`models.kmeans_stage`)."""
 
-from models.stages.base import Option, Stage, skipped_entry, stage_entry
+from models.stages.base import Option, Stage, skipped_for, stage_entry
 from models.stages.rfm import no_customer_reason
 
 __all__ = ["SegmentsStage"]
@@ -97,6 +97,5 @@ class SegmentsStage(Stage):
                 [run.uri("rfm_segments")], run.uri(self.name), **run.jobs(), **self.options_of(run)
             )
         except TooFewPointsError as e:
-            run.say(self.name, f"skipped: {e}")
-            return [skipped_entry(self.name, str(e))]
+            return skipped_for(run, self.name, e)
         return [stage_entry(self.name, run.uri(self.name), manifest)]
