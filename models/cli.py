@@ -226,6 +226,7 @@ def _add_forecast_command(sub):
         metavar=("FIRST_DAY", "LAST_DAY"),
         help="the log's first and last days: a partial first or last week is not fitted",
     )
+    _add_runner_args(f)
     _add_stage_args(f, "forecasts")
 
 
@@ -400,11 +401,15 @@ def _cmd_forecast(args, reporter):
     from models.forecast_stage import read_sales_series, run_forecast_stage
 
     check_disjoint([args.sales], [args.output])
-    series, period = read_sales_series(args.sales)
+    if args.runner == "inline":  # the driver's process pool
+        series, period = read_sales_series(args.sales)
+        jobs = {"period": period}
+    else:  # the forecasts job on the cluster's tasks
+        series, jobs = args.sales, {"runner": args.runner, "conf_paths": _conf_paths(args)}
     run_forecast_stage(
         series,
         args.output,
-        period=period,
+        **jobs,
         data_span=tuple(args.data_span) if args.data_span else None,
         source=args.sales,
         overwrite=args.overwrite,

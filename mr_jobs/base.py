@@ -4,7 +4,8 @@ Jobs import :mod:`mr_jobs.records`, so the ``mr_jobs`` package must be importabl
 nodes that run their tasks, which have only Python and mrjob. :class:`OrderLineJob` zips
 the package when a runner other than ``inline`` is made and passes the zip as a
 ``py_files`` entry; mrjob's setup wrapper puts it on the tasks' ``PYTHONPATH`` (Hadoop
-Streaming, the local runner, Spark and EMR alike).
+Streaming, the local runner, Spark and EMR alike). A job that needs more of the project
+names its packages in :attr:`CrmJob.SHIP_PACKAGES` (the forecasts job ships ``models``).
 """
 
 import atexit
@@ -31,31 +32,45 @@ from mr_jobs.records import (
 
 __all__ = ["CrmJob", "FeatureFileJob", "OrderLineJob", "package_zip"]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_zip_path = None
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_zip_paths = {}
 
 
-def package_zip():
-    """Path of a zip of the ``mr_jobs`` package (``.py`` files only), made once per process.
+def package_zip(packages=("mr_jobs",)):
+    """Path of a zip of the project's ``packages`` (their ``.py`` files, subpackages
+    included), made once per process and set of packages.
 
     The zip is deleted when the process exits.
     """
-    global _zip_path
-    if _zip_path is None or not os.path.exists(_zip_path):
+    packages = tuple(packages)
+    path = _zip_paths.get(packages)
+    if path is None or not os.path.exists(path):
         tmp_dir = tempfile.mkdtemp(prefix="crm-mr-jobs-")
         atexit.register(shutil.rmtree, tmp_dir, True)
-        path = os.path.join(tmp_dir, "mr_jobs.zip")
+        path = os.path.join(tmp_dir, "+".join(packages) + ".zip")
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in sorted(os.listdir(_PACKAGE_DIR)):
-                if name.endswith(".py"):
-                    zf.write(os.path.join(_PACKAGE_DIR, name), f"mr_jobs/{name}")
-        _zip_path = path
-    return _zip_path
+            for package in packages:
+                _zip_package(zf, package)
+        _zip_paths[packages] = path
+    return path
+
+
+def _zip_package(zf, package):
+    top = os.path.join(_PROJECT_DIR, package)
+    for root, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".py"):
+                full = os.path.join(root, name)
+                zf.write(full, os.path.relpath(full, _PROJECT_DIR).replace(os.sep, "/"))
 
 
 class CrmJob(MRJob):
     """Base class of the project's jobs: ships the ``mr_jobs`` package, buffers task
     output, and reports line counters (see :meth:`report_line_counters`)."""
+
+    #: The project's packages the tasks import, zipped and shipped with the job.
+    SHIP_PACKAGES = ("mr_jobs",)
 
     def _buffer_task_output(self):
         """Buffer task output even under ``python -u`` / ``PYTHONUNBUFFERED``.
@@ -93,7 +108,9 @@ class CrmJob(MRJob):
     def make_runner(self):
         """Make the runner, shipping the ``mr_jobs`` package to the tasks (see module doc)."""
         if (self.options.runner or "inline") != "inline":
-            self.options.py_files = list(self.options.py_files or []) + [package_zip()]
+            self.options.py_files = list(self.options.py_files or []) + [
+                package_zip(self.SHIP_PACKAGES)
+            ]
         return super().make_runner()
 
     @staticmethod

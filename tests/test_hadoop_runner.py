@@ -187,6 +187,9 @@ def test_pipeline_on_hadoop_publishes_to_hdfs(pipelines, hadoop_cluster):
 #: so compared as the sorted set of their lines. Their CSVs too (header first).
 PER_CUSTOMER_PARTS = ("rfm", "rfm_segments", "recommendations", "segments", "clv")
 PER_CUSTOMER_CSVS = ("rfm_segments/customers.csv", "segments/customers.csv", "clv/customers.csv")
+#: Fitted by the forecasts job's reduce tasks on Hadoop (by the driver's process pool
+#: inline): a record per series, in the reducers' order (CSV headers first).
+FORECAST_FILES = ("part-*", "forecasts.csv", "backtest.csv", "backtest.jsonl")
 #: Churn probabilities are computed by each map task in batches of its rows (BLAS sums in
 #: another order for another split): equal to 1e-12, not bit for bit, across runners.
 CHURN_FILES = ("churn/part-*", "churn/scores.csv", "churn/early_warning.csv")
@@ -209,8 +212,6 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         "segments/model.json",
         "sales/part-00000",
         "sales/series.csv",
-        "forecasts/part-00000",
-        "forecasts/backtest.jsonl",
         "clv/model.json",
     ):
         local = (local_root / stage_file).read_bytes()  # the data has undecodable lines
@@ -229,6 +230,19 @@ def test_pipeline_on_hadoop_equals_inline_byte_for_byte(pipelines, hadoop_cluste
         remote = hadoop_cluster.hadoop("fs", "-cat", f"/tests/pipeline/crm/{name}", text=False)
         assert remote.stdout.split(b"\n", 1)[0] == local.split(b"\n", 1)[0], name
         assert _sorted_lines(remote.stdout) == _sorted_lines(local), name
+    for name in FORECAST_FILES:
+        local = b"".join(p.read_bytes() for p in sorted((local_root / "forecasts").glob(name)))
+        remote = hadoop_cluster.hadoop("fs", "-cat", f"{HDFS_ROOT}/forecasts/{name}", text=False)
+        if name.endswith(".csv"):
+            assert remote.stdout.split(b"\n", 1)[0] == local.split(b"\n", 1)[0], name
+        assert _sorted_lines(remote.stdout) == _sorted_lines(local), name
+    on_yarn = json.loads(_cat(hadoop_cluster, f"{HDFS_ROOT}/forecasts/_manifest.json"))
+    inline = json.loads((local_root / "forecasts" / "_manifest.json").read_text())
+    assert on_yarn["runner"] == "hadoop" and inline["runner"] is None
+    assert on_yarn["lines"] == inline["lines"]
+    for details in (on_yarn["details"], inline["details"]):
+        details.pop("fit_seconds")
+    assert on_yarn["details"] == inline["details"]
     for pattern in CHURN_FILES:
         local = b"".join(p.read_bytes() for p in sorted(local_root.glob(pattern)))
         remote = hadoop_cluster.hadoop("fs", "-cat", f"/tests/pipeline/crm/{pattern}", text=False)

@@ -24,6 +24,7 @@ from models import job_runner
 from models.itemsets_stage import find_frequent_itemsets
 from models.job_runner import SPARK_HDFS_TMP_DIR, JobFailedError, run_job
 from mr_jobs.base import package_zip
+from mr_jobs.forecast_series import MRForecastSeries
 from mr_jobs.records import PRESETS, make_line_parser
 from mr_jobs.rfm import MRCustomerRFM
 from tests.conftest import REPO, require
@@ -92,6 +93,7 @@ def system_tmp(tmp_path, monkeypatch):
     )
     require(_has_java(), "Java is not installed (Spark 4 needs a JDK 17 or later)")
     package_zip()  # made once per process, in the real temp directory
+    package_zip(MRForecastSeries.SHIP_PACKAGES)
     moved = tmp_path / "system-tmp"
     moved.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(moved))
@@ -359,6 +361,33 @@ def test_rfm_segments_and_clv_stages_on_spark_publish_the_inline_rows(system_tmp
     assert len(s_lines["clv"]) == len(s_lines["rfm"])
     assert s_m["lines"] == i_m["lines"] and s_m["details"]["as_of"] == i_m["details"]["as_of"]
     assert s_sum.equals(i_sum) and s_seg["rows_written"] == i_seg["rows_written"]
+    assert _left_in(system_tmp) == []
+
+
+def test_forecasts_job_on_spark_publishes_the_rows_of_the_driver_process_pool(system_tmp, tmp_path):
+    """The forecasts job on Spark (the models package shipped to its Python workers):
+    the same forecast, backtest and fit rows as the driver's process pool, a record per
+    series."""
+    from models.forecast_stage import read_sales_series, run_forecast_stage
+    from models.sales_stage import run_sales_stage
+    from models.synthetic import generate
+
+    log = tmp_path / "tx.csv"
+    generate(str(log), customers=150, seed=3, days=300)
+    sales = tmp_path / "sales"
+    run_sales_stage([str(log)], str(sales), schema=PRESETS["canonical"], period="W", top_n=2)
+    frame, period = read_sales_series(str(sales))
+    _, on_spark = run_forecast_stage(
+        str(sales), str(tmp_path / "spark"), horizon=3, runner="spark", conf_paths=[MRJOB_CONF]
+    )
+    run_forecast_stage(frame, str(tmp_path / "pool"), period=period, horizon=3, processes=1)
+    for name in ("part-00000", "forecasts.csv", "backtest.jsonl", "backtest.csv"):
+        spark, pool = ((tmp_path / d / name).read_text().splitlines() for d in ("spark", "pool"))
+        assert sorted(spark) == sorted(pool) and len(pool) > 1, name
+    assert (
+        on_spark["runner"] == "spark" and on_spark["rows_written"] == 3 * frame["series"].nunique()
+    )
+    assert on_spark["lines"]["read"] == len(frame)
     assert _left_in(system_tmp) == []
 
 

@@ -1,4 +1,9 @@
-"""The ``forecasts`` stage: one ARIMA per sales series (:mod:`models.forecast_stage`)."""
+"""The ``forecasts`` stage: a model per sales series (:mod:`models.forecast_stage`).
+
+With the inline runner the series are fitted in the driver's process pool; with any other
+the MapReduce job :mod:`mr_jobs.forecast_series` fits them on the runner's tasks, from
+the published sales output.
+"""
 
 import datetime
 import os
@@ -72,10 +77,14 @@ class ForecastsStage(Stage):
         from models.forecast_stage import run_forecast_stage
 
         span = data_span(run.results["rfm_details"], run.as_of, run.results.get("rfm_lines"))
+        if run.runner == "inline":  # the driver's process pool
+            series, jobs = run.results["series"], {"period": run.results["sales_period"]}
+        else:  # the forecasts job, one reducer call per series, on the runner's tasks
+            series, jobs = run.uri("sales"), {"runner": run.runner, "conf_paths": run.conf_paths}
         _result, manifest = run_forecast_stage(
-            run.results["series"],
+            series,
             run.uri(self.name),
-            period=run.results["sales_period"],
+            **jobs,
             data_span=span,
             source=run.uri("sales"),
             overwrite=run.overwrite,
