@@ -721,8 +721,9 @@ def _regressors(days, future, period):
 
 
 def _choose_d(y, X):
-    """1 when a KPSS test rejects level stationarity of y less trend and seasonality."""
-    from statsmodels.tsa.stattools import kpss
+    """1 when a KPSS test (:func:`models.forecast_models.kpss_level`, statsmodels' test in
+    numpy) rejects level stationarity of y less trend and seasonality."""
+    from models.forecast_models import kpss_level
 
     t = np.arange(len(y), dtype=float)
     design = np.column_stack([np.ones_like(t), t] + ([X] if X is not None else []))
@@ -730,9 +731,7 @@ def _choose_d(y, X):
     resid = y - design @ coef
     if np.ptp(resid) < 1e-12 * max(1.0, float(np.max(np.abs(y)))):
         return 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # InterpolationWarning: p outside the table
-        _, pvalue, *_ = kpss(resid, regression="c", nlags="auto")
+    _, pvalue, _ = kpss_level(resid)
     return 1 if pvalue < _KPSS_ALPHA else 0
 
 
@@ -805,33 +804,33 @@ def _fit_grid(rec, y, days, future, cfg):
 
 
 def _cheap_arima(y, days, horizon, cfg, fitted=None):
-    """The ARIMA candidate of the rolling-origin choice: ``d`` by KPSS, ``(1, d, 1)``, a
-    mean (``d = 0``) or a drift (``d = 1``), as ``auto.arima`` allows (a trend is the ETS
-    and Theta candidates' business), the Fourier regressors; raises when it does not
-    converge.
+    """The ARIMA candidate of the rolling-origin choice, in numpy
+    (:func:`models.forecast_models.arima11`): ``d`` by KPSS (:func:`_choose_d`),
+    ``(1, d, 1)`` with a mean (``d = 0``) or a drift (``d = 1``), as ``auto.arima`` allows
+    (a trend is the ETS and Theta candidates' business), and the Fourier regressors; the
+    regression by least squares, the ARMA part by conditional sum of squares, ``aic`` the
+    CSS one.
 
-    With ``fitted`` (what an earlier call on a prefix of ``y`` returned as ``fitted``),
-    its parameters are kept and only the filter runs on ``y`` (``apply``, about a tenth of
-    a fit): the later origins of the choice reuse the first origin's estimates, which saw
-    no data after it.
+    With ``fitted`` (what an earlier call on a prefix of ``y`` returned as ``fitted``), its
+    ``d`` and coefficients are kept and only the filter runs on ``y``: the later origins
+    of the choice reuse the first origin's estimates, which saw no data after it.
     """
+    from models.forecast_models import arima11
+
     step = _STEP_DAYS[cfg["period"]]
     future = days[-1] + step * np.arange(1, horizon + 1)
     names, X, Xf = _regressors(days, future, cfg["period"])
     if fitted is not None and fitted["regressors"] == names:
-        result = fitted["result"].apply(y, exog=X)
-        d, trend = fitted["order"][1], fitted["trend"]
+        d, fixed = fitted["order"][1], fitted["fixed"]
     else:
-        d = _choose_d(y, X)
-        trend = "c" if d == 0 else "t"  # a mean, or a drift: as auto.arima allows
-        result, _texts, converged = _fit_one(y, X, (1, d, 1), trend, cfg["maxiter"])
-        if not converged:
-            raise ValueError(f"ARIMA(1,{d},1) did not converge")
-    fc = _predict(result, horizon, Xf, cfg["alpha"])
+        d, fixed = _choose_d(y, X), None
+    out = arima11(y, horizon, d=d, X=X, Xf=Xf, alpha=cfg["alpha"], fixed=fixed)
+    trend = "c" if d == 0 else "t"  # a mean, or a drift: as auto.arima allows
     extra = " + ".join(names)
     model = f"ARIMA(1,{d},1) trend={trend}" + (f" + {extra}" if extra else "")
-    info = {"order": [1, d, 1], "trend": trend, "regressors": names, "aic": float(result.aic)}
-    return {**fc, "model": model, **info, "fitted": {**info, "result": result}}
+    info = {"order": [1, d, 1], "trend": trend, "regressors": names, "aic": out["aic"]}
+    fc = {k: out[k] for k in ("forecast", "lower", "upper")}
+    return {**fc, "model": model, **info, "fitted": {**info, "fixed": out["fixed"]}}
 
 
 def _fit_fallback_arima(rec, y, horizon, cfg):

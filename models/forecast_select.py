@@ -13,10 +13,17 @@ The candidates (:func:`candidates`)
     ``expm1``: the median); and one ``ARIMA`` on the original scale: ``d`` by the KPSS test
     of :mod:`models.forecast`, order ``(1, d, 1)``, a mean (``d = 0``) or a drift
     (``d = 1``) as ``auto.arima`` allows, the Fourier regressors the series is long enough
-    for. ETS and Theta are numpy (:mod:`models.forecast_models`), a millisecond or two
-    each; the ARIMA is one statsmodels state-space fit at the first origin, whose
-    parameters the later origins reuse (the filter only), and a refit on the whole
-    history when it wins.
+    for, in numpy (:func:`models.forecast_models.arima11`: least squares, then conditional
+    sum of squares); it is estimated at the first origin, the later origins filter with
+    those estimates, and it is re-estimated on the whole history when it wins.
+One pass for every ETS and Theta fit (:func:`_batched_pool`)
+    Every ETS model on each scale, and Theta's SES on each origin's seasonally adjusted
+    series when the season is found there, are the columns of one
+    :class:`models.forecast_models.EtsBatch`: one loop over time for the whole choice, the
+    SSE and states read at each origin and at the end. These are exactly the fits on each
+    prefix (the initial states come from the first values); :func:`_reference_pool` fits
+    each candidate on each prefix instead, the readable reference
+    (``select_and_forecast(..., batched=False)``, several times slower).
 The choice
     :data:`ORIGINS` forecast origins, ``step`` periods apart, the last one ``h`` periods
     before the end, with ``h = min(horizon, n // 4)`` and ``step = h`` (the windows do not
@@ -30,14 +37,14 @@ The choice
     :data:`MIN_ETS_PERIODS`.
 The record
     ``selection`` holds every candidate's score (None when it was out) and the origins;
-    ``model`` the winner.
+    ``model`` the winner; ``aic`` is the ARIMA's CSS AIC when it wins.
 """
 
 import time
 
 import numpy as np
 
-from models.forecast_models import ets, theta
+from models.forecast_models import EtsBatch, ets, theta, theta_adjusted, theta_output
 
 __all__ = ["MIN_ETS_PERIODS", "MIN_SELECT_PERIODS", "ORIGINS", "candidates", "select_and_forecast"]
 
@@ -50,10 +57,14 @@ MIN_ETS_PERIODS = 4
 _SEASON = {"D": 7, "W": 52}
 
 
+def _back(out):
+    """A log1p model's result on the original scale (``expm1``: the median)."""
+    return {**out, **{k: np.expm1(out[k]) for k in ("forecast", "lower", "upper")}}
+
+
 def _log_model(fit):
     def fitted(y, days, h):
-        out = fit(np.log1p(y), days, h)
-        return {**out, **{k: np.expm1(out[k]) for k in ("forecast", "lower", "upper")}}
+        return _back(fit(np.log1p(y), days, h))
 
     return fitted
 
@@ -102,13 +113,90 @@ def candidates(values, period, cfg):
     return out
 
 
-def _usable(fit, y, days, h, name, errors, **kwargs):
+def _reference_pool(values, days, ends, cfg):
+    """``[(name, at)]`` of :func:`candidates`: ``at(end, steps)`` fits the candidate on the
+    first ``end`` values and forecasts ``steps`` steps; the ARIMA reuses the fit of its
+    previous origin, and is refitted at the end (``end = n``). The readable reference of
+    :func:`_batched_pool` (``ends`` unused)."""
+    n = len(values)
+
+    def at_end(fit):
+        memory = {"fitted": None}
+
+        def at(end, steps):
+            kwargs = {}
+            if getattr(fit, "reuses_fit", False):
+                kwargs["fitted"] = memory["fitted"] if end < n else None
+            out = fit(values[:end], days[:end], steps, **kwargs)
+            memory["fitted"] = out.get("fitted")
+            return out
+
+        return at
+
+    return [(name, at_end(fit)) for name, fit in candidates(values, cfg["period"], cfg)]
+
+
+def _batched_pool(values, days, ends, cfg):
+    """:func:`_reference_pool`'s candidates with every ETS and Theta fit (each model, on
+    each scale, at each origin and at the end) read from one :class:`EtsBatch` pass; the
+    seasonal naive and the ARIMA are the reference ones (cheap: the ARIMA is estimated at
+    the first origin only, and at the end when it wins)."""
+    n = len(values)
+    season = _SEASON[cfg["period"]]
+    pool = _reference_pool(values, days, ends, cfg)
+    names = [name for name, _ in pool]
+    scales = {"": values.astype(float)}
+    if any(name.endswith(" on log1p") for name in names):
+        scales[" on log1p"] = np.log1p(values)
+    batch = EtsBatch(n, season if "ETS(A,N,A)" in names else None)
+    thetas = {}
+    for suffix, y in scales.items():
+        for name, trend, seasonal in _ETS:
+            if name in names:
+                batch.add(name + suffix, y, trend=trend, seasonal=seasonal)
+        for end in [*ends, n]:
+            adjusted, found = theta_adjusted(y[:end], season)
+            key = "ETS(A,N,N)" + suffix if found is None else ("Theta", suffix, end)
+            if found is not None:
+                batch.add(key, adjusted)
+            thetas[suffix, end] = key, adjusted, found
+    batch.run([*ends, n])
+    alpha = cfg["alpha"]
+
+    def smooth(name):
+        base, _, scale = name.partition(" on ")
+        suffix = " on " + scale if scale else ""
+
+        def at(end, steps):
+            if base == "Theta":
+                key, adjusted, found = thetas[suffix, end]
+                out = theta_output(batch.fit(key, end, steps, alpha), adjusted, found, steps)
+            else:
+                out = batch.fit(base + suffix, end, steps, alpha)
+            return _back(out) if suffix else out
+
+        return at
+
+    return [(name, at if name in _REFERENCE_ONLY else smooth(name)) for name, at in pool]
+
+
+_ETS = (
+    ("ETS(A,N,N)", False, False),
+    ("ETS(A,Ad,N)", True, False),
+    ("ETS(A,N,A)", False, True),
+    ("ETS(A,Ad,A)", True, True),
+)
+_REFERENCE_ONLY = ("seasonal naive", "ARIMA")
+
+
+def _usable(at, end, steps, name, errors):
     try:
-        out = fit(y, days, h, **kwargs)
+        out = at(end, steps)
     except Exception as exc:
         errors.append(f"{name}: {type(exc).__name__}: {exc}")
         return None
-    if not all(np.all(np.isfinite(out[k])) for k in ("forecast", "lower", "upper")):
+    bounds = np.concatenate([out["forecast"], out["lower"], out["upper"]])
+    if not np.isfinite(bounds).all():
         errors.append(f"{name}: a forecast or bound is not finite")
         return None
     return out
@@ -121,21 +209,30 @@ def _origins(n, horizon):
     return h, [e for e in ends if e >= MIN_SELECT_PERIODS]
 
 
-def _score(fit, name, values, days, h, ends, errors):
-    """Mean absolute error of ``fit`` over the origins, or None when it is out."""
+def _score(at, name, values, h, ends, errors):
+    """Mean absolute error of ``at`` over the origins, or None when it is out."""
     errs = []
-    fitted = None
     for end in ends:
-        kwargs = {"fitted": fitted} if getattr(fit, "reuses_fit", False) else {}
-        out = _usable(fit, values[:end], days[:end], h, name, errors, **kwargs)
+        out = _usable(at, end, h, name, errors)
         if out is None:
             return None
-        fitted = out.get("fitted")
         errs.append(np.abs(out["forecast"] - values[end : end + h]))
     return float(np.mean(np.concatenate(errs)))
 
 
-def select_and_forecast(rec, days, values, horizon, cfg):
+def _scores(pool, values, h, ends, rec):
+    """``{name: score or None}`` of every candidate, and the names by rising score (ties:
+    the simpler, in the pool's order)."""
+    scores = {}
+    for name, at in pool:
+        rec["candidates"] += 1
+        scores[name] = _score(at, name, values, h, ends, rec["errors"])
+    ranked = [name for name, _ in pool if scores[name] is not None]
+    ranked.sort(key=lambda name: scores[name])  # a stable sort: ties keep the simpler
+    return scores, ranked
+
+
+def select_and_forecast(rec, days, values, horizon, cfg, *, batched=True):
     """Choose a model for this history and forecast ``horizon`` steps with it.
 
     Parameters
@@ -146,7 +243,11 @@ def select_and_forecast(rec, days, values, horizon, cfg):
         The history (finite values, at least one).
     horizon : int
     cfg : dict
-        The run's configuration (``period``, ``alpha``, ``seasonal_lag``, ``maxiter``).
+        The run's configuration (``period``, ``alpha``, ``seasonal_lag``).
+    batched : bool
+        Read the ETS and Theta fits from one batched filter (:func:`_batched_pool`), or
+        fit each candidate on each prefix (:func:`_reference_pool`): the same choice and
+        forecast, the reference several times slower.
 
     Returns
     -------
@@ -155,16 +256,12 @@ def select_and_forecast(rec, days, values, horizon, cfg):
     """
     t0 = time.perf_counter()
     n = len(values)
-    pool = candidates(values, cfg["period"], cfg)
     h, ends = _origins(n, horizon)
-    scores = {}
     if ends:
-        for name, fit in pool:
-            rec["candidates"] += 1
-            scores[name] = _score(fit, name, values, days, h, ends, rec["errors"])
-    ranked = [name for name, _ in pool if scores.get(name) is not None]
-    ranked.sort(key=lambda name: scores[name])  # a stable sort: ties keep the simpler
-    if not ends:
+        pool = (_batched_pool if batched else _reference_pool)(values, days, ends, cfg)
+        scores, ranked = _scores(pool, values, h, ends, rec)
+    else:
+        pool, scores = _reference_pool(values, days, ends, cfg), {}
         rec["fallback"] = (
             f"too short for a choice ({n} periods; {MIN_SELECT_PERIODS} before the first of "
             f"{ORIGINS} origins needed)"
@@ -173,7 +270,7 @@ def select_and_forecast(rec, days, values, horizon, cfg):
     ranked.append("seasonal naive")
     fits = dict(pool)
     for name in ranked:
-        out = _usable(fits[name], values, days, horizon, name, rec["errors"])
+        out = _usable(fits[name], n, horizon, name, rec["errors"])
         if out is not None:
             break
     else:
@@ -184,6 +281,13 @@ def select_and_forecast(rec, days, values, horizon, cfg):
         "horizon": h,
         "rule": "lowest mean absolute error over the origins",
     }
+    _describe(rec, name, out)
+    rec["seconds"] = round(time.perf_counter() - t0, 4)
+    return {k: out[k] for k in ("forecast", "lower", "upper")}
+
+
+def _describe(rec, name, out):
+    """The winner's fields of the record."""
     rec["model"] = out.get("model", name)
     if name.endswith("on log1p") and not rec["model"].endswith("on log1p"):
         rec["model"] += " on log1p"
@@ -192,5 +296,3 @@ def select_and_forecast(rec, days, values, horizon, cfg):
         if key in out:
             rec[key] = out[key]
     rec["converged"] = True
-    rec["seconds"] = round(time.perf_counter() - t0, 4)
-    return {k: out[k] for k in ("forecast", "lower", "upper")}

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecast import forecast_series
-from models.forecast_models import ets, is_seasonal, theta
+from models.forecast import _record, forecast_series
+from models.forecast_models import EtsBatch, arima11, ets, is_seasonal, kpss_level, theta
+from models.forecast_select import select_and_forecast
 from tests.test_forecast import _revenue_by_period
 
 H = 8
@@ -133,3 +134,89 @@ def test_theta_deseasonalises_only_a_seasonal_series():
     assert not theta(flat, 12, m=12)["parameters"]["seasonal"]
     with pytest.raises(ValueError, match="at least 3 values"):
         theta([1.0, 2.0], 4)
+
+
+def _assert_same_fit(batched, reference):
+    assert batched["parameters"] == reference["parameters"]
+    assert batched["sse"] == pytest.approx(reference["sse"], rel=1e-9, abs=1e-12)
+    for key in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(batched[key], reference[key], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [None, 7])
+def test_the_batched_ets_fits_equal_ets_on_each_prefix(m):
+    y = 50 + np.cumsum(np.random.default_rng(4).normal(0.3, 2.0, 90))
+    if m:
+        y = y + 10 * np.sin(2 * np.pi * np.arange(90) / m)
+    models = {"ANN": (False, False), "AAdN": (True, False)}
+    if m:
+        models.update({"ANA": (False, True), "AAdA": (True, True)})
+    batch = EtsBatch(len(y), m)
+    for key, (trend, seasonal) in models.items():
+        batch.add(key, y, trend=trend, seasonal=seasonal)
+    batch.add("log ANN", np.log1p(y))
+    ends = [66, 74, 82, 90]
+    batch.run(ends)
+    for end in ends:
+        for key, (trend, seasonal) in models.items():
+            reference = ets(y[:end], 8, trend=trend, m=m if seasonal else None)
+            _assert_same_fit(batch.fit(key, end, 8), reference)
+        _assert_same_fit(batch.fit("log ANN", end, 8), ets(np.log1p(y[:end]), 8))
+
+
+def test_the_batched_choice_equals_fitting_every_candidate_on_every_prefix():
+    rng = np.random.default_rng(8)
+    t = np.arange(110)
+    y = 300 + 2 * t + 40 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 15, 110)
+    days = 19000 + 7 * t
+    cfg = {"period": "W", "alpha": 0.05, "seasonal_lag": None, "maxiter": 50}
+    fast, slow = _record(len(y)), _record(len(y))
+    got = select_and_forecast(fast, days, y, 8, cfg)
+    expected = select_and_forecast(slow, days, y, 8, cfg, batched=False)
+    assert fast["selection"]["scores"] == pytest.approx(slow["selection"]["scores"], rel=1e-9)
+    assert fast["model"] == slow["model"] and fast["errors"] == slow["errors"]
+    for key in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-9)
+
+
+def test_kpss_level_equals_statsmodels():
+    from statsmodels.tsa.stattools import kpss
+
+    rng = np.random.default_rng(6)
+    for x in (rng.normal(size=80), np.cumsum(rng.normal(size=120)), rng.normal(size=30)):
+        with pytest.warns(Warning):  # InterpolationWarning or FutureWarning
+            statistic, pvalue, lags, _ = kpss(x, regression="c", nlags="auto")
+        assert kpss_level(x) == pytest.approx((statistic, pvalue, lags), rel=1e-12)
+
+
+def _arma11(phi, theta, n, seed):
+    e = np.random.default_rng(seed).normal(size=n + 100)
+    u = np.zeros(n + 100)
+    for t in range(1, n + 100):
+        u[t] = phi * u[t - 1] + e[t] + theta * e[t - 1]
+    return u[100:]
+
+
+@pytest.mark.parametrize(("phi", "theta"), [(0.7, 0.0), (0.0, 0.5), (0.5, -0.3)])
+def test_arima11_recovers_the_simulated_coefficients(phi, theta):
+    y = 10 + _arma11(phi, theta, 2000, seed=11)
+    fit = arima11(y, 4, d=0)["parameters"]
+    assert fit["phi"] == pytest.approx(phi, abs=0.06)
+    assert fit["theta"] == pytest.approx(theta, abs=0.06)
+    assert fit["coef"][0] == pytest.approx(10, abs=0.3)  # the mean
+    assert fit["sigma2"] == pytest.approx(1, rel=0.1)
+
+
+def test_arima11_with_drift_extrapolates_a_pure_trend():
+    y = 100 + 3.0 * np.arange(60)
+    out = arima11(y, 6, d=1)
+    np.testing.assert_allclose(out["forecast"], 100 + 3.0 * np.arange(60, 66))
+    assert np.all(out["upper"] - out["lower"] < 1e-6)  # no noise, no width
+
+
+def test_arima11_filters_with_fixed_coefficients():
+    y = 5 + _arma11(0.6, 0.2, 300, seed=2)
+    first = arima11(y[:200], 8, d=0)
+    later = arima11(y, 8, d=0, fixed=first["fixed"])
+    assert later["parameters"] == {**first["parameters"], "sigma2": later["parameters"]["sigma2"]}
+    np.testing.assert_allclose(later["forecast"][-1], first["parameters"]["coef"][0], atol=0.5)
