@@ -7,10 +7,11 @@ import pytest
 
 from models.forecast import _record, forecast_series
 from models.forecast_models import EtsBatch, arima11, ets, is_seasonal, kpss_level, theta
-from models.forecast_select import select_and_forecast
+from models.forecast_select import _batched_pool, _with_combination, select_and_forecast
 from tests.test_forecast import _revenue_by_period
 
 H = 8
+COMBINED_NAMES = ("ETS(A,Ad,N) on log1p", "Theta on log1p", "ARIMA")
 
 
 def _select(y, period="W", start="2022-01-03", **kwargs):
@@ -220,3 +221,14 @@ def test_arima11_filters_with_fixed_coefficients():
     later = arima11(y, 8, d=0, fixed=first["fixed"])
     assert later["parameters"] == {**first["parameters"], "sigma2": later["parameters"]["sigma2"]}
     np.testing.assert_allclose(later["forecast"][-1], first["parameters"]["coef"][0], atol=0.5)
+
+
+def test_the_combination_is_the_mean_of_its_candidates():
+    y = 200 + 2.0 * np.arange(100) + np.random.default_rng(9).normal(0, 8, 100)
+    days = 19000 + 7 * np.arange(100)
+    cfg = {"period": "W", "alpha": 0.05, "seasonal_lag": None, "maxiter": 50}
+    pool = dict(_with_combination(_batched_pool(y, days, [76, 84, 92], cfg)))
+    parts = [pool[name](100, 8) for name in COMBINED_NAMES]
+    combined = pool["combination"](100, 8)
+    for key in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(combined[key], np.mean([p[key] for p in parts], axis=0))
