@@ -140,7 +140,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from models.checks import check_int
 
@@ -467,7 +467,7 @@ def _run_all(tasks, processes, progress):
     BLAS is limited to one thread before the workers start, so that forked workers start
     single-threaded too (limiting it only inside each worker left them 50% slower).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         return _run_all_limited(tasks, processes, progress)
 
 
@@ -518,8 +518,19 @@ def _run_series(task):
     built-in data's 22 weekly series took 157 s in 2 processes with two BLAS threads per
     process, 29 s with one).
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         return _run_series_unlimited(task)
+
+
+_BLAS = []
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs one thread. The loaded libraries are found once per
+    process (a ``threadpool_limits`` call looks them up again: 0.3 ms a series)."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _run_series_unlimited(task):

@@ -1,4 +1,5 @@
-"""Fast candidate forecasters in numpy: exponential smoothing (ETS), Theta and ARIMA(1,d,1).
+"""Fast candidate forecasters in numpy: exponential smoothing (ETS), Theta, optimised Theta
+and ARIMA(1,d,1).
 
 Each takes a history ``y`` (a float array without gaps) and returns a dict with
 ``forecast``, ``lower`` and ``upper`` (the ``1 - alpha`` prediction interval) for
@@ -25,6 +26,10 @@ drift)
     error: the M3 competition's test), it is first divided by classical multiplicative
     seasonal indices (subtracted, when a value is not positive) and the forecast
     re-seasonalised. Intervals: those of SES on the adjusted series.
+Optimised Theta (Fiorucci et al. 2016; :class:`OptimizedTheta`, :func:`optimized_theta`)
+    Theta's state-space form with the weight of the drift (``theta``), the smoothing
+    parameter and the initial level fitted by least squares (``alpha`` on a grid, the other
+    two in closed form), deseasonalised as Theta is; statsforecast's ``OptimizedTheta``.
 Many fits in one pass (:class:`EtsBatch`)
     The grids of several models, on several series (the log scale, the seasonally
     adjusted series of each origin), are columns of one filter; the SSE and states are
@@ -52,7 +57,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ets", "is_seasonal", "theta"]
+__all__ = ["OptimizedTheta", "ets", "is_seasonal", "optimized_theta", "theta"]
 
 _ALPHAS = np.linspace(0.02, 0.98, 25)
 _BETA_SHARE = np.array([0.01, 0.05, 0.15, 0.4])
@@ -263,24 +268,169 @@ def theta_output(fit, adjusted, season, horizon):
     b0 = _slope(adjusted)
     steps = np.arange(1, horizon + 1)
     drift = 0.5 * b0 * (steps - 1 + 1 / a - (1 - a) ** n / a)
-    forecast, lower, upper = (fit[k] + drift for k in ("forecast", "lower", "upper"))
-    name = "Theta"
-    if season is not None:
-        indices, multiplicative, m = season
-        future = indices[(n + steps - 1) % m]
-        if multiplicative:
-            forecast, lower, upper = forecast * future, lower * future, upper * future
-        else:
-            forecast, lower, upper = forecast + future, lower + future, upper + future
-        name += f" (deseasonalised, lag {m})"
+    out = {k: fit[k] + drift for k in ("forecast", "lower", "upper")}
+    out.update(
+        model="Theta",
+        parameters={"alpha": a, "drift": b0 / 2, "seasonal": season is not None},
+        sse=fit["sse"],
+    )
+    return reseasonalised(out, season, n)
+
+
+def reseasonalised(out, season, n):
+    """``out`` (a fit of the first ``n`` values of the adjusted series) with its
+    ``forecast``, ``lower`` and ``upper`` re-seasonalised by ``season``
+    (:func:`theta_adjusted`), and the model's name saying so; ``out`` when None."""
+    if season is None:
+        return out
+    indices, multiplicative, m = season
+    future = indices[(n + np.arange(len(out["forecast"]))) % m]
+    op = np.multiply if multiplicative else np.add
     return {
-        "forecast": forecast,
-        "lower": lower,
-        "upper": upper,
-        "model": name,
-        "parameters": {"alpha": a, "drift": b0 / 2, "seasonal": season is not None},
-        "sse": fit["sse"],
+        **out,
+        **{k: op(out[k], future) for k in ("forecast", "lower", "upper")},
+        "model": out["model"] + f" (deseasonalised, lag {m})",
     }
+
+
+# -- the optimised Theta model ------------------------------------------------------------
+
+#: The smoothing parameters of :class:`OptimizedTheta` (statsforecast's bounds: 0.1..0.99).
+_OTM_ALPHAS = np.round(np.arange(0.10, 0.995, 0.01), 2)
+
+
+class OptimizedTheta:
+    """The optimised Theta model (Fiorucci et al. 2016, statsforecast's ``OptimizedTheta``)
+    of every prefix of ``y``, from one pass over time.
+
+    The model: ``y_t = mu_t + e_t``, ``mu_t = l_{t-1} + (1 - 1/theta) [(1 - alpha)^(t-1)
+    A + (1 - (1 - alpha)^t) / alpha B]``, ``l_t = alpha y_t + (1 - alpha) l_{t-1}``, with
+    ``A`` and ``B`` the least-squares intercept and slope of the history on ``t = 1..n``;
+    ``theta >= 1`` (``theta = 2`` is the classical Theta method, ``theta = 1`` simple
+    exponential smoothing). For each ``alpha`` of a grid (0.10..0.99), the errors are
+    linear in the initial level ``l_0`` and in ``(1 - 1/theta) B``: both are least
+    squares, in closed form (``1 - 1/theta`` kept in ``[0, 1]``), and the ``alpha`` of the
+    least SSE wins. The level path does not depend on either, so one filter of the whole
+    series gives every prefix's sums (cumulated over time): :meth:`fit` on the first
+    ``end`` values is the same fit as on ``y[:end]`` alone. Intervals: those of simple
+    exponential smoothing, ``var_h = sigma^2 (1 + (h - 1) alpha^2)``.
+
+    Parameters
+    ----------
+    y : array_like of float
+        The history (its prefixes of at least 3 values can be fitted).
+
+    Examples
+    --------
+    >>> fit = OptimizedTheta(np.arange(20.0)).fit(20, 2)
+    >>> np.round(fit["forecast"], 6).tolist()
+    [20.0, 21.0]
+    """
+
+    def __init__(self, y):
+        y = np.asarray(y, dtype=float)
+        self.y = y
+        a = _OTM_ALPHAS
+        q = 1.0 - a
+        n = len(y)
+        level = np.full(len(a), y[0] if n else 0.0)
+        R = np.empty((n, len(a)))  # one-step errors of SES started at y[0]
+        L = np.empty((n, len(a)))  # the level after each value
+        for t, value in enumerate(y):
+            R[t] = value - level
+            level = level + a * R[t]
+            L[t] = level
+        t = np.arange(n, dtype=float)[:, None]
+        W = q**t  # the error's sensitivity to the initial level
+        C = (1.0 - q ** (t + 1)) / a  # ... and to (1 - 1/theta) B
+        self._levels = L
+        self._sums = {
+            name: np.cumsum(u, axis=0)
+            for name, u in (
+                ("rr", R * R),
+                ("rw", R * W),
+                ("rc", R * C),
+                ("ww", W * W),
+                ("wc", W * C),
+                ("cc", C * C),
+            )
+        }
+
+    def fit(self, end, horizon, alpha=0.05):
+        """The fit on ``y[:end]`` and its forecast of ``horizon`` steps.
+
+        Returns
+        -------
+        dict
+            ``forecast``, ``lower``, ``upper``, ``model`` ("Optimized Theta"),
+            ``parameters`` (``alpha``; ``drift_weight``, ``1 - 1/theta`` in [0, 1], 1 for an
+            infinite theta; ``level0``), ``sse``.
+        """
+        if end < 3 or end > len(self.y):
+            raise ValueError(f"the optimised Theta needs 3..{len(self.y)} values, not {end}")
+        s = {name: v[end - 1] for name, v in self._sums.items()}
+        slope = _slope(self.y[:end])
+        det = s["ww"] * s["cc"] - s["wc"] ** 2
+        safe = np.where(det > 0, det, 1.0)
+        v = np.where(det > 0, (s["ww"] * s["rc"] - s["wc"] * s["rw"]) / safe, 0.0)
+        k = np.clip(v / slope, 0.0, 1.0) if slope != 0 else np.zeros_like(v)
+        v = k * slope
+        u = (s["rw"] - v * s["wc"]) / s["ww"]
+        sse = (
+            (s["rr"] - 2 * u * s["rw"] - 2 * v * s["rc"])
+            + u * u * s["ww"]
+            + 2 * u * v * s["wc"]
+            + v * v * s["cc"]
+        )
+        j = int(np.argmin(sse))
+        a, q = float(_OTM_ALPHAS[j]), 1.0 - float(_OTM_ALPHAS[j])
+        steps = np.arange(1, horizon + 1)
+        forecast = (
+            self._levels[end - 1, j] + u[j] * q**end + v[j] * ((1 - q ** (end + 1)) / a + steps - 1)
+        )
+        sse_j = max(float(sse[j]), 0.0)
+        sigma2 = sse_j / max(end - 3, 1)
+        half = _z(alpha) * np.sqrt(sigma2 * (1 + (steps - 1) * a * a))
+        return {
+            "forecast": forecast,
+            "lower": forecast - half,
+            "upper": forecast + half,
+            "model": "Optimized Theta",
+            "parameters": {
+                "alpha": a,
+                "drift_weight": float(k[j]),
+                "level0": float(self.y[0] + u[j]),
+            },
+            "sse": sse_j,
+        }
+
+
+def optimized_theta(y, horizon, *, m=None, alpha=0.05):
+    """The optimised Theta model (:class:`OptimizedTheta`), deseasonalised when seasonal at
+    lag ``m`` as :func:`theta` is.
+
+    Parameters
+    ----------
+    y : array_like of float
+        At least 3 values.
+    horizon : int
+    m : int, optional
+        The season tested (and removed when significant).
+    alpha : float
+
+    Returns
+    -------
+    dict
+        As :func:`ets`; ``parameters`` has ``alpha``, ``drift_weight``, ``level0`` and
+        ``seasonal``.
+    """
+    y = np.asarray(y, dtype=float)
+    if len(y) < 3:
+        raise ValueError(f"the optimised Theta needs at least 3 values, not {len(y)}")
+    adjusted, season = theta_adjusted(y, m)
+    out = OptimizedTheta(adjusted).fit(len(y), horizon, alpha)
+    out["parameters"]["seasonal"] = season is not None
+    return reseasonalised(out, season, len(y))
 
 
 # -- many ETS fits in one pass -----------------------------------------------------------

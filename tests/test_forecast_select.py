@@ -6,12 +6,28 @@ import pandas as pd
 import pytest
 
 from models.forecast import _record, forecast_series
-from models.forecast_models import EtsBatch, arima11, ets, is_seasonal, kpss_level, theta
-from models.forecast_select import _batched_pool, _with_combination, select_and_forecast
+from models.forecast_models import (
+    EtsBatch,
+    OptimizedTheta,
+    arima11,
+    ets,
+    is_seasonal,
+    kpss_level,
+    optimized_theta,
+    theta,
+)
+from models.forecast_select import (
+    MARGIN,
+    ORIGINS,
+    _batched_pool,
+    _scores,
+    _with_combination,
+    select_and_forecast,
+)
 from tests.test_forecast import _revenue_by_period
 
 H = 8
-COMBINED_NAMES = ("ETS(A,Ad,N) on log1p", "Theta on log1p", "ARIMA")
+COMBINED_NAMES = ("Theta", "Optimized Theta")
 
 
 def _select(y, period="W", start="2022-01-03", **kwargs):
@@ -43,7 +59,8 @@ def test_a_pure_weekly_season_of_daily_series_is_followed():
     y = 50 + 20 * np.sin(2 * np.pi * days / 7)
     result = _select(y, period="D")
     final = _final(result)
-    assert final["model"].startswith(("seasonal naive", "ETS(A,N,A)", "ETS(A,Ad,A)", "Theta"))
+    seasonal = ("seasonal naive", "ETS(A,N,A)", "ETS(A,Ad,A)", "Theta (deseasonalised")
+    assert final["model"].startswith(seasonal) or "(deseasonalised, lag 7)" in final["model"]
     truth = 50 + 20 * np.sin(2 * np.pi * np.arange(84, 84 + H) / 7)
     assert np.max(np.abs(result.forecasts["forecast"].to_numpy() - truth)) < 2.0
 
@@ -90,13 +107,58 @@ def test_the_choice_is_recorded_with_every_candidates_score():
     y = 100 + 3.0 * np.arange(90) + np.random.default_rng(0).normal(0, 2, 90)
     final = _final(_select(y))
     selection = final["selection"]
-    assert selection["rule"].startswith("lowest mean absolute error")
-    assert len(selection["origins"]) == 3 and selection["horizon"] == H
+    assert selection["rule"].startswith("the combination unless")
+    assert len(selection["origins"]) == ORIGINS and selection["horizon"] == H
     names = set(selection["scores"])
-    assert {"seasonal naive", "ETS(A,N,N)", "Theta", "ARIMA", "Theta on log1p"} <= names
+    expected = {"seasonal naive", "ETS(A,N,N)", "Theta", "Optimized Theta", "ARIMA"}
+    assert expected | {"Theta on log1p", "combination"} <= names
     scored = {k: v for k, v in selection["scores"].items() if v is not None}
     chosen = min(scored, key=scored.get)
+    if scored[chosen] > (1 - MARGIN) * scored["combination"]:
+        chosen = "combination"
     assert final["model"].startswith(chosen.split(" on ")[0].split("(")[0])
+
+
+def _fixed_pool(errors):
+    """A pool whose candidates forecast ``0 + error`` at every origin."""
+    return [(name, lambda end, steps, e=e: _constant(e, steps)) for name, e in errors.items()]
+
+
+def _constant(value, steps):
+    f = np.full(steps, float(value))
+    return {"forecast": f, "lower": f - 1, "upper": f + 1}
+
+
+@pytest.mark.parametrize(
+    ("best", "expected"), [(0.95, "combination"), (0.76, "combination"), (0.74, "ETS(A,N,N)")]
+)
+def test_the_combination_is_replaced_only_by_a_clearly_lower_score(best, expected):
+    values = np.zeros(40)
+    pool = _fixed_pool({"seasonal naive": 3.0, "ETS(A,N,N)": best, "combination": 1.0})
+    rec = {"candidates": 0, "errors": []}
+    scores, ranked = _scores(pool, values, 4, [24, 28, 32], rec)
+    assert scores["ETS(A,N,N)"] == pytest.approx(best) and MARGIN == 0.25
+    assert ranked[0] == expected
+    assert sorted(ranked[1:], key=scores.get) == ranked[1:]
+
+
+def test_the_optimized_theta_of_a_prefix_equals_its_fit_alone():
+    y = 50 + 0.8 * np.arange(70) + np.random.default_rng(4).normal(0, 5, 70)
+    whole = OptimizedTheta(y)
+    for end in (20, 45, 70):
+        fit = whole.fit(end, 6)
+        fit["parameters"]["seasonal"] = False  # optimized_theta() says it tested the season
+        _assert_same_fit(fit, optimized_theta(y[:end], 6))
+
+
+def test_the_optimized_theta_extrapolates_a_pure_trend_and_damps_noise():
+    trend = optimized_theta(10 + 3.0 * np.arange(40), 5)
+    np.testing.assert_allclose(trend["forecast"], 10 + 3.0 * np.arange(40, 45), rtol=1e-6)
+    assert trend["parameters"]["drift_weight"] == pytest.approx(1.0)
+    noise = np.random.default_rng(5).normal(100, 10, 200)
+    flat = optimized_theta(noise, 5)
+    assert np.ptp(flat["forecast"]) < 1.0 and abs(flat["forecast"][0] - 100) < 5
+    assert np.all(np.diff(flat["upper"] - flat["lower"]) > 0)
 
 
 def test_cdnow_weekly_backtest_beats_the_plain_naive(cdnow_path):

@@ -14,6 +14,7 @@ import pytest
 import models.forecast_stage
 from hdfs_io import LocalFileSystem, PathExists, is_published, read_manifest
 from models.forecast import ForecastResult
+from models.forecast_select import ORIGINS
 from models.forecast_stage import (
     BACKTEST_CSV,
     BACKTEST_JSONL,
@@ -353,5 +354,5 @@ def test_the_default_choice_records_every_score_and_counts_the_models_won(tmp_pa
     for fit in finals:
         scores = fit["selection"]["scores"]
         assert {"seasonal naive", "ETS(A,N,N)", "Theta", "ARIMA"} <= set(scores)
-        assert len(fit["selection"]["origins"]) == 3
+        assert len(fit["selection"]["origins"]) == ORIGINS
     assert result.failed() == [] and len(read_parts(out)) == 6 * len(finals)
