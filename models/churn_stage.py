@@ -48,6 +48,14 @@ Published layout (``<output>/``)
     High-value customers at high risk (value at or above the ``value_quantile`` quantile,
     risk tier ``high``), by value at risk then ``customer_id``: ``rank`` then the score
     columns and ``value_threshold``.
+``probability_histogram.csv``
+    Every scored customer's churn probability in 20 bins of 0.05: ``lower``, ``upper``,
+    ``count`` (from the scoring job's counters, :func:`mr_jobs.churn_scores.probability_bin`).
+``curves.csv``
+    For the report's charts, on the held-out customers of the fit (at most 101 points
+    a curve, :mod:`models.summaries`): ``curve`` (``roc_model``, ``roc_recency``: false
+    and true positive rates; ``gain_model``, ``gain_recency``: share of customers taken
+    by score, share of the churners found), ``x``, ``y``.
 ``metrics.json``
     The model's metadata (:meth:`models.churn.ChurnModel.metadata`): chosen candidate,
     cross-validation ROC-AUC per fold, held-out ``roc_auc``, ``pr_auc``, ``brier``,
@@ -91,17 +99,30 @@ from models.churn import (
 from models.inputs import describe_inputs, expand_parts
 from models.job_runner import AccountingError, run_job, run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts, csv_lines, first_part_row, json_plain, staged_parts
+from models.outputs import (
+    csv_from_parts,
+    csv_lines,
+    csv_string,
+    first_part_row,
+    json_plain,
+    staged_parts,
+)
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
 from models.stages.churn import DEFAULT_HORIZON_DAYS
+from models.summaries import curve_rows, gain_curve, roc_curve_points
 from mr_jobs.churn_rules import (
     DEFAULT_MAX_TRAIN,
     drivers_text,
     quantile_from_order_statistics,
     quantile_ranks,
 )
-from mr_jobs.churn_scores import COUNTER_GROUP_TIERS, MRChurnScores
+from mr_jobs.churn_scores import (
+    COUNTER_GROUP_PROBABILITY,
+    COUNTER_GROUP_TIERS,
+    PROBABILITY_BINS,
+    MRChurnScores,
+)
 from mr_jobs.order_statistics import MROrderStatistics
 from mr_jobs.rfm import RFM_COLUMNS
 from mr_jobs.top_n import MRTopAtRisk
@@ -127,6 +148,8 @@ SCORES_CSV = "scores.csv"
 EARLY_WARNING_CSV = "early_warning.csv"
 EARLY_WARNING_JSONL = "early_warning.jsonl"
 METRICS_JSON = "metrics.json"
+HISTOGRAM_CSV = "probability_histogram.csv"
+CURVES_CSV = "curves.csv"
 MODEL_FILE = "model.skops"
 #: Fit on at most this many labelled customers by default.
 #: The columns of a published score row (``drivers`` after them when listed).
@@ -431,7 +454,7 @@ def _publish_scores(
     publication, model, parts, *, as_of, value, value_quantile, top_drivers, limit, jobs, say
 ):
     """Score every customer into ``publication``, then its early-warning list and CSV."""
-    written, tiers, at_risk = _score(
+    written, tiers, at_risk, bins = _score(
         publication, model, parts, value=value, top_drivers=top_drivers, as_of=as_of, jobs=jobs
     )
     scored_parts = _runner_paths(publication.fs, staged_parts(publication))
@@ -439,6 +462,7 @@ def _publish_scores(
     warned = _early_warning(publication, scored_parts, threshold, limit, top_drivers, jobs)
     say(f"scored {written:,} customers; {warned:,} on the early-warning list")
     _scores_csv(publication, top_drivers)
+    _write_report_summaries(publication, model, bins)
     return {
         "written": written,
         "tiers": tiers,
@@ -498,7 +522,15 @@ def _manifest(inputs, parameters, runner, watch, training, model, scored, facts)
         lines=training.lines["features"],
         rows_written=scored["written"],
         stopwatch=watch,
-        outputs=[SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE],
+        outputs=[
+            SCORES_CSV,
+            EARLY_WARNING_CSV,
+            EARLY_WARNING_JSONL,
+            METRICS_JSON,
+            MODEL_FILE,
+            HISTOGRAM_CSV,
+            CURVES_CSV,
+        ],
         details=json_plain(details),
     )
 
@@ -598,12 +630,36 @@ def _score(publication, model, parts, *, value, top_drivers, as_of, jobs):
                 t: found.get(COUNTER_GROUP_TIERS, {}).get(t, 0) for t in ("high", "medium", "low")
             }
             micros = found.get("crm.churn", {}).get("value_at_risk_micros", 0)
+            bins = found.get(COUNTER_GROUP_PROBABILITY, {})
             written = run.output_rows
         with open(local, "rb") as f:
             publication.write_file(MODEL_FILE, f.read())
     if sum(tiers.values()) != written:
         raise AccountingError(f"{written} scores written but {sum(tiers.values())} tiered")
-    return written, tiers, micros / 1_000_000
+    return written, tiers, micros / 1_000_000, bins
+
+
+def _write_report_summaries(publication, model, bins):
+    """``probability_histogram.csv`` from the scoring counters ``bins`` and
+    ``curves.csv`` from the model's held-out customers (both bounded)."""
+    rows = [
+        {"lower": i / PROBABILITY_BINS, "upper": (i + 1) / PROBABILITY_BINS, "count": 0}
+        for i in range(PROBABILITY_BINS)
+    ]
+    for name, count in bins.items():
+        rows[int(name)]["count"] = int(count)
+    publication.write_file(HISTOGRAM_CSV, csv_string(("lower", "upper", "count"), rows))
+    curves = []
+    holdout = model.holdout
+    if holdout is not None and len(holdout):
+        y = holdout["churned"].to_numpy()
+        for name, scores in (
+            ("model", holdout["churn_probability"].to_numpy()),
+            ("recency", holdout["recency_days"].to_numpy()),
+        ):
+            curves += curve_rows(f"roc_{name}", *roc_curve_points(y, scores))
+            curves += curve_rows(f"gain_{name}", *gain_curve(y, scores))
+    publication.write_file(CURVES_CSV, csv_string(("curve", "x", "y"), curves))
 
 
 def _value_threshold(parts, n, value_quantile, jobs):

@@ -35,6 +35,11 @@ Published layout (``<output>/``)
 ``model.json``
     Both fits (parameters with time in days, standard errors, log-likelihood,
     convergence, the data they came from), the horizon, the discount rate, the tiers.
+``sample.csv``
+    For the report's distributions: a seeded subsample
+    (:func:`models.summaries.subsample_positions`) of at most
+    :data:`models.summaries.REPORT_SAMPLE_SIZE` customers of the fit's sample, scored as
+    the tasks score them (:data:`REPORT_SAMPLE_COLUMNS`; no customer id).
 ``holdout.csv`` (with ``holdout_end``)
     Per calibration frequency ``0`` .. ``6`` and ``7+`` then ``all``: customers, actual
     and predicted repeat purchases in the holdout (sums and means), and the recency
@@ -67,6 +72,7 @@ from models.manifest import Stopwatch, build_manifest
 from models.outputs import csv_from_parts, csv_string, first_part_row, json_plain, read_part_rows
 from models.progress import summarize_manifest
 from models.rfm_stage import run_rfm_stage
+from models.summaries import subsample_positions
 from mr_jobs.clv_math import clv_factor, expected_purchases, p_alive
 from mr_jobs.clv_scores import COUNTER_GROUP_TIERS, MRCLVScores, score_rows
 from mr_jobs.clv_stats import COUNTER_GROUP_CLV, MRCLVStats
@@ -94,6 +100,9 @@ CUSTOMER_COLUMNS = (
     "value_tier",
 )
 CUSTOMERS_CSV = "customers.csv"
+SAMPLE_CSV = "sample.csv"
+#: The columns of :data:`SAMPLE_CSV`.
+REPORT_SAMPLE_COLUMNS = CUSTOMER_COLUMNS[1:-1]
 MODEL_JSON = "model.json"
 HOLDOUT_CSV = "holdout.csv"
 #: The quantiles of the sample's CLV that start the ``medium`` and ``high`` tiers.
@@ -256,7 +265,8 @@ def run_clv_stage(
             with _timed(seconds, "customers_csv"):
                 csv_from_parts(publication, CUSTOMERS_CSV, CUSTOMER_COLUMNS)
             _write_model(publication, model, rows, holdout_end)
-            outputs = [CUSTOMERS_CSV, MODEL_JSON]
+            publication.write_file(SAMPLE_CSV, _report_sample(model, seed))
+            outputs = [CUSTOMERS_CSV, MODEL_JSON, SAMPLE_CSV]
             if holdout is not None:
                 publication.write_file(HOLDOUT_CSV, csv_string(HOLDOUT_COLUMNS, holdout["table"]))
                 outputs.append(HOLDOUT_CSV)
@@ -445,7 +455,16 @@ def _fit(rows, stats, settings, max_rows, seed, jobs, say, seconds):
     }
     with _timed(seconds, "tiers"):
         model["tiers"] = _tiers(frame, model)
-    return {**model, "fits": {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma}, "sample": sample}
+    keep = subsample_positions(len(frame), seed=seed)
+    fits = {"bgnbd": bgnbd, "gamma_gamma": gamma_gamma}
+    return {**model, "fits": fits, "sample": sample, "report_frame": frame.iloc[keep]}
+
+
+def _report_sample(model, seed):
+    """:data:`SAMPLE_CSV`: the report's subsample of the fit's sample, scored."""
+    shipped = {k: model[k] for k in _SHIPPED}
+    scored = score_rows(list(_sample_rows(model["report_frame"])), shipped)
+    return csv_string(REPORT_SAMPLE_COLUMNS, scored)
 
 
 def _fit_gamma_gamma(frame):

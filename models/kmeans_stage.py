@@ -24,6 +24,12 @@ Published layout (``<output>/``):
     same job.
 ``k_selection.csv``
     One row per ``k`` tried: inertia, silhouette on the sample, iterations.
+``sample.csv``
+    For the report's scatter: the first :data:`models.summaries.REPORT_SAMPLE_SIZE`
+    customers of the fit's uniform sample (the smallest keyed hashes, so a uniform sample
+    too), one row each: the features in their raw units (``recency`` in days,
+    ``frequency`` in orders, ``monetary`` in currency, ...), ``segment`` and
+    ``segment_name`` by the chosen model. No customer id.
 ``model.json``
     What it takes to score a new customer: the features (formula, transform), the
     standardisation (``mean``, ``scale``), the centres (standardised and in raw units),
@@ -58,7 +64,7 @@ from models.kmeans import (
     prepared_features,
 )
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts
+from models.outputs import csv_from_parts, csv_string
 from models.progress import summarize_manifest
 from models.segment_profiles import (
     name_segments,
@@ -66,8 +72,10 @@ from models.segment_profiles import (
     profile_from_totals,
     segment_order,
 )
+from models.summaries import REPORT_SAMPLE_SIZE
 from mr_jobs.features import DEFAULT_FEATURES, parse_features
 from mr_jobs.kmeans_rows import MRKMeansSegmentRows, duplicates, row_columns, write_model
+from mr_jobs.points import assign
 from mr_jobs.segment_profile import MRSegmentProfile
 
 __all__ = ["run_kmeans_stage", "check_options", "DEFAULTS"]
@@ -233,6 +241,7 @@ def _fit(readable, ks, chosen, sample_size, options, jobs, say):
                 mean=data.mean,
                 scale=data.scale,
                 centres_raw=data.original_units(best.centroids),
+                sample_rows=_sample_rows(data, best.centroids, feature_names),
                 stats={
                     "count": data.count,
                     "mean": data.mean.tolist(),
@@ -315,7 +324,26 @@ def _publish_tables(publication, fit, labelling, jobs, say):
         outputs.append("overlap.csv")
     table = pd.DataFrame(fit.selection.table)
     publication.write_file("k_selection.csv", table.to_csv(index=False))
+    columns = [*fit.feature_names, "segment", "segment_name"]
+    for row in fit.sample_rows:
+        row["segment_name"] = fit.names[row["segment"]]
+    publication.write_file("sample.csv", csv_string(columns, fit.sample_rows))
+    outputs.append("sample.csv")
     return outputs, seconds
+
+
+def _sample_rows(data, centroids, feature_names):
+    """The first :data:`REPORT_SAMPLE_SIZE` points of the fit's sample in raw units, with
+    their segment by ``centroids`` (already in segment order)."""
+    sample = data.sample[:REPORT_SAMPLE_SIZE]
+    if not len(sample):
+        return []
+    labels, _ = assign(data.standardise(sample), centroids)
+    raw = data.original_units(data.standardise(sample))
+    return [
+        {**dict(zip(feature_names, map(float, point), strict=True)), "segment": int(label)}
+        for point, label in zip(raw, labels, strict=True)
+    ]
 
 
 def _model(fit, chosen, seed):

@@ -6,12 +6,16 @@ map-only :class:`mr_jobs.rfm_segments.MRScoreRFMRows` (the RFM row plus ``r_scor
 ``segment``; each part in the order of the RFM part it scores), ``customers.csv`` (the
 same columns, for BI tools, streamed from the parts), ``segment_summary.csv`` and
 ``segment_summary.json`` (one row per named segment, from the job's counters),
-``thresholds.json`` (the order statistics the scores come from), ``_manifest.json``,
-``_SUCCESS``. Rules: :mod:`models.rfm_scores`.
+``thresholds.json`` (the order statistics the scores come from), ``sample.csv`` (for
+the report's distributions and R x F heatmap: ``recency_days``, ``orders``,
+``total_value``, ``r_score``, ``f_score``, ``m_score`` of a uniform seeded sample of at
+most :data:`SAMPLE_SIZE` customers, :func:`models.churn.keyed_sample` over the RFM rows,
+scored with the same thresholds; every customer when there are no more; no customer id),
+``_manifest.json``, ``_SUCCESS``. Rules: :mod:`models.rfm_scores`.
 
-The driver holds no customer row: the exact quintile thresholds come from radix-selection
-passes (:func:`models.rfm_thresholds.exact_thresholds`), the scores from one map-only pass
-that ships them, the summary from counters.
+The driver holds no customer row but that bounded sample: the exact quintile thresholds
+come from radix-selection passes (:func:`models.rfm_thresholds.exact_thresholds`), the
+scores from one map-only pass that ships them, the summary from counters.
 """
 
 import json
@@ -22,15 +26,20 @@ from hdfs_io import Publication, get_filesystem
 from models.inputs import describe_inputs, expand_parts, local_inputs
 from models.job_runner import run_job_into
 from models.manifest import Stopwatch, build_manifest
-from models.outputs import csv_from_parts
+from models.outputs import csv_from_parts, csv_string, read_part_rows
 from models.rfm_scores import summary_from_totals
 from models.rfm_thresholds import exact_thresholds
 from mr_jobs.rfm import RFM_COLUMNS
 from mr_jobs.rfm_segments import SCORE_COLUMNS, MRScoreRFMRows, segment_totals
+from mr_jobs.segment_rules import score
 
-__all__ = ["run_segments_stage", "THRESHOLDS_FILE"]
+__all__ = ["run_segments_stage", "SAMPLE_FILE", "SAMPLE_SIZE", "THRESHOLDS_FILE"]
 
 THRESHOLDS_FILE = "thresholds.json"
+SAMPLE_FILE = "sample.csv"
+#: The most customers in :data:`SAMPLE_FILE`.
+SAMPLE_SIZE = 5_000
+_SAMPLE_COLUMNS = ("recency_days", "orders", "total_value", "r_score", "f_score", "m_score")
 
 
 def run_segments_stage(
@@ -94,6 +103,8 @@ def run_segments_stage(
         )
         with open(path, encoding="utf-8") as f:
             publication.write_file(THRESHOLDS_FILE, f.read())
+        sample = _report_sample(readable, thresholds, written, jobs)
+        publication.write_file(SAMPLE_FILE, csv_string(_SAMPLE_COLUMNS, sample))
         if written == 0:
             publication.write_part(0, [])
         manifest = build_manifest(
@@ -109,6 +120,7 @@ def run_segments_stage(
                 "segment_summary.csv",
                 "segment_summary.json",
                 THRESHOLDS_FILE,
+                SAMPLE_FILE,
             ],
             details={
                 "customers_by_segment": dict(
@@ -132,3 +144,36 @@ def _check_scored(invalid):
                 f"{column} is missing, not a number or out of range in {count} "
                 f"row{'s' if count != 1 else ''}; scores need a valid value for every customer"
             )
+
+
+def _report_sample(readable, thresholds, population, jobs):
+    """At most :data:`SAMPLE_SIZE` scored rows of a uniform seeded sample of the RFM rows
+    (:func:`models.churn.keyed_sample`; seed 0), without their ids."""
+    from models.churn import keyed_sample
+
+    frame, _ = keyed_sample(
+        readable,
+        lambda: read_part_rows(readable),
+        population=population,
+        max_rows=SAMPLE_SIZE,
+        seed=0,
+        columns=("customer_id", "recency_days", "orders", "total_value"),
+        noun="customers",
+        **jobs,
+    )
+    limits = {c: thresholds[c]["thresholds"] for c in ("recency_days", "orders", "total_value")}
+    rows = []
+    for recency, orders, value in frame[["recency_days", "orders", "total_value"]].itertuples(
+        index=False
+    ):
+        rows.append(
+            {
+                "recency_days": int(recency),
+                "orders": int(orders),
+                "total_value": float(value),
+                "r_score": score(recency, limits["recency_days"], False),
+                "f_score": score(orders, limits["orders"], True),
+                "m_score": score(value, limits["total_value"], True),
+            }
+        )
+    return rows

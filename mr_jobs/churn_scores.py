@@ -16,7 +16,9 @@ input's order::
 ``--batch-size``: one ``predict_proba`` per batch, not per row. Counters: ``crm.output``
 ``rows``; ``crm.churn.tiers`` ``high``/``medium``/``low``; ``crm.churn``
 ``value_at_risk_micros`` (the sum of ``round(value_at_risk * 10**6)``: counters are
-integers). The tasks need numpy, scikit-learn and skops.
+integers); ``crm.churn.probability`` ``00`` .. ``19``: customers per probability bin of
+width 0.05 (bin ``i`` holds ``[i/20, (i+1)/20)``, 1.0 in ``19``; :func:`probability_bin`),
+the distribution the report draws. The tasks need numpy, scikit-learn and skops.
 """
 
 from mrjob.protocol import BytesValueProtocol
@@ -32,11 +34,26 @@ from mr_jobs.churn_rules import (
 )
 from mr_jobs.protocols import CompactJSONValueProtocol, loads
 
-__all__ = ["COUNTER_GROUP_TIERS", "MRChurnScores"]
+__all__ = [
+    "COUNTER_GROUP_PROBABILITY",
+    "COUNTER_GROUP_TIERS",
+    "PROBABILITY_BINS",
+    "MRChurnScores",
+    "probability_bin",
+]
 
 #: Counter group of the customers per risk tier.
 COUNTER_GROUP_TIERS = "crm.churn.tiers"
+#: Counter group of the customers per churn probability bin (:func:`probability_bin`).
+COUNTER_GROUP_PROBABILITY = "crm.churn.probability"
+#: Bins of the probability histogram, of width ``1 / PROBABILITY_BINS``.
+PROBABILITY_BINS = 20
 _MICRO = 1_000_000
+
+
+def probability_bin(p):
+    """The counter name of probability ``p``'s bin: ``"00"`` .. ``"19"``."""
+    return f"{min(max(int(p * PROBABILITY_BINS), 0), PROBABILITY_BINS - 1):02d}"
 
 
 class MRChurnScores(CrmJob):
@@ -63,6 +80,7 @@ class MRChurnScores(CrmJob):
         self._rows = 0
         self._tier_counts = {"high": 0, "medium": 0, "low": 0}
         self._at_risk_micros = 0
+        self._bins = {}
 
     def mapper(self, _, raw):
         text = raw.decode("utf-8").strip()
@@ -81,6 +99,8 @@ class MRChurnScores(CrmJob):
             if count:
                 self.increment_counter(COUNTER_GROUP_TIERS, tier, count)
         self.increment_counter("crm.churn", "value_at_risk_micros", self._at_risk_micros)
+        for name, count in sorted(self._bins.items()):
+            self.increment_counter(COUNTER_GROUP_PROBABILITY, name, count)
 
     def _check(self, row):
         value = self.options.value
@@ -119,6 +139,8 @@ class MRChurnScores(CrmJob):
         tier = str(tier)
         self._tier_counts[tier] += 1
         self._at_risk_micros += round(float(at_risk) * _MICRO)
+        name = probability_bin(float(p))
+        self._bins[name] = self._bins.get(name, 0) + 1
         out = {
             "customer_id": row["customer_id"],
             "churn_probability": float(p),

@@ -12,8 +12,10 @@ import models.churn_stage
 from hdfs_io import LocalFileSystem, PathExists, is_published
 from models.churn import build_churn_dataset, load_model
 from models.churn_stage import (
+    CURVES_CSV,
     EARLY_WARNING_CSV,
     EARLY_WARNING_JSONL,
+    HISTOGRAM_CSV,
     METRICS_JSON,
     MODEL_FILE,
     SCORES_CSV,
@@ -182,8 +184,37 @@ def test_metrics_and_manifest_are_valid_json_and_the_model_beats_chance(publishe
     for key in ("cutoff", "horizon_days", "horizon_end"):
         assert metrics[key] == metrics["info"][key] == details[key]
     assert sorted(manifest["outputs"]) == sorted(
-        [SCORES_CSV, EARLY_WARNING_CSV, EARLY_WARNING_JSONL, METRICS_JSON, MODEL_FILE]
+        [
+            SCORES_CSV,
+            EARLY_WARNING_CSV,
+            EARLY_WARNING_JSONL,
+            METRICS_JSON,
+            MODEL_FILE,
+            HISTOGRAM_CSV,
+            CURVES_CSV,
+        ]
     )
+
+
+def test_probability_histogram_counts_every_scored_customer_in_its_bin(published):
+    out, scored, _model, _manifest = published
+    histogram = pd.read_csv(out / HISTOGRAM_CSV)
+    assert len(histogram) == 20 and histogram["count"].sum() == len(scored)
+    expected = np.bincount(
+        np.minimum((scored["churn_probability"].to_numpy() * 20).astype(int), 19), minlength=20
+    )
+    assert histogram["count"].tolist() == expected.tolist()
+
+
+def test_curves_run_from_the_origin_to_one_one_and_stay_bounded(published):
+    out = published[0]
+    curves = pd.read_csv(out / CURVES_CSV)
+    assert set(curves["curve"]) == {"roc_model", "roc_recency", "gain_model", "gain_recency"}
+    for _name, curve in curves.groupby("curve"):
+        assert len(curve) <= 101
+        assert (curve.iloc[0]["x"], curve.iloc[0]["y"]) == (0.0, 0.0)
+        assert (curve.iloc[-1]["x"], curve.iloc[-1]["y"]) == (1.0, 1.0)
+        assert curve["y"].is_monotonic_increasing
 
 
 def test_published_model_loads_and_gives_the_published_probabilities(current, published):
