@@ -570,30 +570,54 @@ def _backtest(days, values, b, cfg, filled):
         return row
     m = record["seasonal_lag"]
     row["seasonal_lag"] = m
-    err = np.abs(fc["forecast"] - actual)
-    row["mae"] = float(np.mean(err))
-    nonzero = actual != 0
-    row["mape_ignored"] = int(np.sum(~nonzero))
-    row["mape"] = (
-        float(np.mean(err[nonzero] / np.abs(actual[nonzero])) * 100) if nonzero.any() else None
-    )
-    scale = float(np.mean(np.abs(train[m:] - train[:-m]))) if len(train) > m else 0.0
-    row["scale"] = scale
-    notes = []
-    if scale > 0:
-        row["mase"] = row["mae"] / scale
-    else:
-        notes.append("zero in-sample seasonal naive error: MASE undefined")
+    row["scale"] = float(np.mean(np.abs(train[m:] - train[:-m]))) if len(train) > m else 0.0
     naive, _, _ = seasonal_naive(train, b, m, cfg["alpha"])
     row["naive_mae"] = float(np.mean(np.abs(naive - actual)))
-    if row["naive_mae"] > 0:
-        row["relative_mae"] = row["mae"] / row["naive_mae"]
-    inside = (actual >= fc["lower"]) & (actual <= fc["upper"])
-    row["coverage"] = float(np.mean(inside))
-    if row["mape_ignored"]:
-        notes.append(f"MAPE leaves out {row['mape_ignored']} zero actual(s)")
-    row["note"] = "; ".join(notes) or None
+    row.update(backtest_metrics(actual, fc["forecast"], fc["lower"], fc["upper"], row))
+    row["held_out"] = {
+        "days": days[n - b :],
+        **{k: np.asarray(v, dtype=float) for k, v in (("actual", actual), *_bounds(fc))},
+    }
     return row
+
+
+def _bounds(fc):
+    return [(k, fc[k]) for k in ("forecast", "lower", "upper")]
+
+
+def backtest_metrics(actual, forecast, lower, upper, row):
+    """The backtest's error figures of ``forecast`` (and its bounds) on the held-out
+    ``actual`` values, with the seasonal naive's in-sample ``row["scale"]`` and held-out
+    ``row["naive_mae"]``.
+
+    Returns
+    -------
+    dict
+        ``mae``, ``mape`` (zeros left out), ``mape_ignored``, ``mase`` (None when the scale
+        is 0), ``relative_mae`` (None when the naive's MAE is 0), ``coverage`` and ``note``.
+    """
+    actual, forecast = np.asarray(actual, dtype=float), np.asarray(forecast, dtype=float)
+    err = np.abs(forecast - actual)
+    mae = float(np.mean(err))
+    nonzero = actual != 0
+    ignored = int(np.sum(~nonzero))
+    notes = []
+    if row["scale"] <= 0:
+        notes.append("zero in-sample seasonal naive error: MASE undefined")
+    if ignored:
+        notes.append(f"MAPE leaves out {ignored} zero actual(s)")
+    inside = (actual >= np.asarray(lower)) & (actual <= np.asarray(upper))
+    return {
+        "mae": mae,
+        "mape": float(np.mean(err[nonzero] / np.abs(actual[nonzero])) * 100)
+        if nonzero.any()
+        else None,
+        "mape_ignored": ignored,
+        "mase": mae / row["scale"] if row["scale"] > 0 else None,
+        "relative_mae": mae / row["naive_mae"] if row["naive_mae"] > 0 else None,
+        "coverage": float(np.mean(inside)),
+        "note": "; ".join(notes) or None,
+    }
 
 
 # -- one series ---------------------------------------------------------------------------

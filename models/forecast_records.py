@@ -6,13 +6,17 @@ A series record is a JSON object::
     {"series": "total",
      "forecasts": [{"series", "period", "step", "forecast", "lower", "upper", "model"}, ...],
      "backtest": {"series", "n", "model", "seasonal_lag", "mae", ...} or null,
+     "held_out": {"periods", "actual", "forecast", "lower", "upper", "scale", "naive_mae"}
+                 or null,
      "fits": [{"series", "stage": "final", ...}, {"series", "stage": "backtest", ...}]}
 
 whose rows are those of ``forecasts.csv``, ``backtest.csv`` and ``fits.jsonl``
-(:mod:`models.forecast_stage`), with dates as ``YYYY-MM-DD`` and undefined numbers as
-null. :func:`forecast_one` makes one from a series' ``[period, value]`` rows (the
-reducer's call); :func:`forecast_pool` makes them all in the driver's process pool
-(inline runs) and also returns the :class:`~models.forecast.ForecastResult` frames.
+(:mod:`models.forecast_stage`; ``held_out`` is the backtest's forecast of each held-out
+period, which :mod:`models.forecast_reconcile` rescales), with dates as ``YYYY-MM-DD``
+and undefined numbers as null. :func:`forecast_one` makes one from a series'
+``[period, value]`` rows (the reducer's call); :func:`forecast_pool` makes them all in the
+driver's process pool (inline runs) and also returns the
+:class:`~models.forecast.ForecastResult` frames.
 """
 
 import numpy as np
@@ -77,17 +81,24 @@ def series_record(outcome):
                     "model": final["model"],
                 }
             )
-    backtest = None
+    backtest, held_out = None, None
     bt = outcome["backtest"]
     if bt is not None:
         if bt["fit"] is not None:
             fits.append({"series": name, "stage": "backtest", **bt["fit"]})
         backtest = {"series": name, **{c: bt[c] for c in BACKTEST_COLUMNS[1:]}}
+        if bt.get("held_out") is not None:
+            held = bt["held_out"]
+            periods = _EPOCH + np.asarray(held["days"]).astype("timedelta64[D]")
+            held_out = {"periods": [str(p) for p in periods]}
+            held_out.update({k: held[k] for k in ("actual", "forecast", "lower", "upper")})
+            held_out.update({k: backtest[k] for k in ("scale", "naive_mae")})
     return json_plain(
         {
             "series": name,
             "forecasts": forecasts,
             "backtest": backtest,
+            "held_out": held_out,
             "fits": [{c: fit.get(c) for c in FIT_COLUMNS} for fit in fits],
         }
     )

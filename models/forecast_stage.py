@@ -27,6 +27,16 @@ When the span does not fall in the first or last period (for example the sales c
 after an ``as_of`` the span stops at), nothing is dropped and ``partial_periods_note`` in
 the manifest says why. Daily series are never trimmed.
 
+Coherent totals
+---------------
+With ``reconcile="top-down"`` (the default) and an additive ``value`` (revenue,
+quantity), every series but ``total`` is rescaled per period so that the items and
+``__other__`` add up to ``total``'s forecast, and their backtests are rescaled and scored
+the same way (:mod:`models.forecast_reconcile`); the published rows are the reconciled
+ones. The plan takes one extra pass over the series records (the job's output is read
+twice; the driver keeps a few numbers per period). ``details.reconciliation`` says what
+was done or why not.
+
 Accounting
 ----------
 The manifest's ``lines`` count the input rows (series x periods): ``read`` = ``accepted``
@@ -52,7 +62,9 @@ Published layout (``<output>/``)
     (series -> model, sorted by series), ``models_won`` (series per model family),
     ``horizon``, ``periods_fitted``, ``first_period``, ``last_period``,
     ``dropped_periods``, ``fit_seconds`` and ``backtest_summary`` (the ``total`` series'
-    metrics, the medians over all series, and how many series beat the seasonal naive).
+    metrics, the medians over all series, and how many series beat the seasonal naive)
+    and ``reconciliation`` (``method`` or None, ``reason``, ``series`` rescaled and the
+    per-period ratios of the forecast and the backtest).
 
 Every argument (including the options passed through to
 :func:`~models.forecast.forecast_series`) is checked, and so is the output path, before
@@ -82,6 +94,7 @@ from hdfs_io import (
     read_manifest,
     read_parts,
 )
+from models import forecast_reconcile as reconciliation
 from models.checks import check_int
 from models.forecast import _STEP_DAYS, DEFAULT_BACKTEST, forecast_series
 from models.forecast_records import (
@@ -302,6 +315,7 @@ def run_forecast_stage(
     overwrite=False,
     reporter=None,
     method="select",
+    reconcile="top-down",
     runner=None,
     conf_paths=None,
     **forecast_options,
@@ -338,6 +352,11 @@ def run_forecast_stage(
     method : {"arima", "select"}
         The model choice of :func:`models.forecast.forecast_series`: the ARIMA grid by
         AIC, or ARIMA, ETS, Theta or the seasonal naive by rolling-origin backtest.
+    reconcile : {"top-down", "none"}
+        ``top-down``: the other series' forecasts and backtests rescaled to add up to
+        ``total``'s (:mod:`models.forecast_reconcile`; only for an additive ``value``, with
+        ``total`` and ``__other__``: the manifest's ``details.reconciliation`` says what was
+        done, or why not); ``none``: each series as forecast.
     runner : str, optional
         The mrjob runner of the job (a path input; default ``inline``).
     conf_paths : list of str, optional
@@ -363,6 +382,8 @@ def run_forecast_stage(
     """
     forecast_options["method"] = method
     _check_arguments(series, period, horizon or 1, value, processes, runner)
+    if reconcile not in RECONCILE:
+        raise ValueError(f"reconcile must be one of {', '.join(RECONCILE)}, not {reconcile!r}")
     sales = None
     if isinstance(series, str):
         sales = _sales_manifest(series)
@@ -386,15 +407,19 @@ def run_forecast_stage(
             fitted = _fit_in_pool(series, value, config, int(processes), data_span, say)
         else:
             fitted = _fit_in_job(sales, value, config, data_span, runner, conf_paths, say)
-        result, records, lines, span = fitted.result, fitted.records, fitted.lines, fitted.span
+        result, lines, span = fitted.result, fitted.lines, fitted.span
+        records, coherence = _reconciled(fitted.records, value, reconcile, say)
         with records() as rows:
             written = _publish(publication, rows)
         fit_seconds = round(time.perf_counter() - started, 3)
         with records() as rows:
             details = _details(rows, span, fit_seconds, value, horizon)
+        details["reconciliation"] = coherence
         fitted.close()
         if result is None and sales is None:
             result = dataclasses.replace(empty, parameters={**empty.parameters, "value": value})
+        elif result is not None:
+            result = _reconciled_result(result, coherence, records)
         manifest = build_manifest(
             "forecasts",
             inputs=[{"path": source, "bytes": None}] if source else [],
@@ -402,6 +427,7 @@ def run_forecast_stage(
                 {
                     **options,
                     "value": value,
+                    "reconcile": reconcile,
                     "data_span": list(data_span) if data_span else None,
                     "overwrite": overwrite,
                 }
@@ -417,6 +443,53 @@ def run_forecast_stage(
     _say_outcome(say, manifest)
     summarize_manifest(reporter, "forecasts", manifest)
     return result, manifest
+
+
+#: The choices of ``reconcile``.
+RECONCILE = ("top-down", "none")
+
+
+def _reconciled(records, value, reconcile, say):
+    """``(records, plan)``: the records opener rescaling each record by the plan of
+    :mod:`models.forecast_reconcile` (one pass over the records for it), and the plan."""
+    if reconcile == "none":
+        return records, reconciliation.skipped("reconcile='none'")
+    with records() as rows:
+        plan = reconciliation.plan(rows, value)
+    if plan["method"] is None:
+        say(f"forecasts not reconciled: {plan['reason']}")
+        return records, plan
+    say(f"{plan['series']} series rescaled to add up to the total ({plan['method']})")
+
+    @contextmanager
+    def opened():
+        with records() as rows:
+            yield (reconciliation.reconciled(row, plan) for row in rows)
+
+    return opened, plan
+
+
+def _reconciled_result(result, plan, records):
+    """The pool's frames with the forecasts and backtests of the rescaled ``records``."""
+    if plan["method"] is None:
+        return result
+    ratio = {r["period"]: r["ratio"] for r in plan["forecast"]}
+    fc = result.forecasts.copy()
+    rows = (fc["series"] != reconciliation.TOTAL).to_numpy()
+    factor = fc.loc[rows, "period"].dt.strftime("%Y-%m-%d").map(ratio).to_numpy(dtype=float)
+    for column in ("forecast", "lower", "upper"):
+        fc.loc[rows, column] = fc.loc[rows, column].to_numpy(dtype=float) * factor
+    bt = result.backtest.copy()
+    with records() as found:
+        fixed = {r["series"]: r["backtest"] for r in found if r["backtest"] is not None}
+    for i, name in enumerate(bt["series"]):
+        for column in _RESCORED:
+            bt.iloc[i, bt.columns.get_loc(column)] = fixed[name][column]
+    return dataclasses.replace(result, forecasts=fc, backtest=bt)
+
+
+#: The backtest's columns a rescaling changes.
+_RESCORED = ("mae", "mape", "mase", "relative_mae", "coverage")
 
 
 def _say_outcome(say, manifest):

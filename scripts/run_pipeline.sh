@@ -32,6 +32,8 @@ with the same options and --resume to keep the stages that completed.
       --forecast-method M   select (ARIMA, ETS, Theta or seasonal naive by backtest) or
                             arima (the ARIMA grid by AIC)          (default: select)
       --forecast-processes N  processes fitting the forecasts      (default: 2)
+      --forecast-reconcile R  top-down (items add up to the total) or none
+                            (default: top-down)
       --churn-horizon-days N  churned = no purchase in N days after the cutoff (90)
       --churn-cutoff YYYY-MM-DD  churn training cutoff (default: latest date - horizon)
       --clv-horizon-days N  days of expected purchases and CLV         (default: 365)
@@ -72,7 +74,8 @@ while (($#)); do
     -f|--input-format) input_format=${2:?--input-format needs a value}; shift 2 ;;
     --as-of) extra+=(--as-of "${2:?--as-of needs a value}"); shift 2 ;;
     --min-support|--min-confidence|--top-n|--k|--features|--kmeans-seed|--sales-period|\
-    --sales-top-n|--horizon|--forecast-method|--forecast-processes|--churn-horizon-days|\
+    --sales-top-n|--horizon|--forecast-method|--forecast-processes|--forecast-reconcile|\
+    --churn-horizon-days|\
     --churn-cutoff|\
     --clv-horizon-days|--discount-rate|--clv-holdout-end)
       extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;

@@ -47,8 +47,19 @@ def _options():
             run_flag="--forecast-method",
             choices=("arima", "select"),
             default="select",
-            help="arima: the ARIMA grid by AIC; select: ARIMA, ETS, Theta or the seasonal "
-            "naive, whichever forecasts best over three rolling origins (default: %(default)s)",
+            help="arima: the ARIMA grid by AIC; select: the combination of Theta and the "
+            "optimised Theta, or ARIMA, ETS, Theta or the seasonal naive where one forecasts "
+            "clearly better over four rolling origins (default: %(default)s)",
+        ),
+        Option(
+            "reconcile",
+            "--reconcile",
+            run_flag="--forecast-reconcile",
+            choices=("top-down", "none"),
+            default="top-down",
+            help="top-down: the items and __other__ rescaled to add up to the total's "
+            "forecast (revenue, quantity); none: each series as forecast (default: "
+            "%(default)s)",
         ),
         Option(
             "processes",
