@@ -1,5 +1,5 @@
 """The ``crm-mr`` command: generate, import, rfm, baskets, segments, sales, forecast, churn,
-run.
+clv, run, report.
 
 Every subcommand prints progress and a one-line summary per stage on standard error;
 every failure is one line ``crm-mr: error: ...`` (the traceback of an unexpected error
@@ -111,6 +111,7 @@ def build_parser():
         _add_churn_command,
         _add_clv_command,
         _add_run_command,
+        _add_report_command,
     ):
         add_command(sub)
     return parser
@@ -281,8 +282,25 @@ def _add_run_command(sub):
     _add_runner_args(run)
     add_input_schema_args(run.add_argument)
     _add_rfm_args(run)
+    run.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not write report.html at the end of the run",
+    )
     for stage in REGISTRY:
         stage.add_options(run, in_run=True)
+
+
+def _add_report_command(sub):
+    """``crm-mr report``: the HTML report of an existing output root."""
+    r = sub.add_parser("report", help="rebuild the HTML report of a run's output root")
+    r.add_argument("output_root", metavar="ROOT", help="a crm-mr run output root (or hdfs://)")
+    r.add_argument(
+        "-o",
+        "--output",
+        help="where to write the report (default: ROOT/report.html; a local path or hdfs://)",
+    )
 
 
 def _conf_paths(args):
@@ -462,7 +480,16 @@ def _cmd_run(args, reporter):
             **{s.options_key: s.options_from_args(args) for s in REGISTRY if s.options},
         },
         reporter=reporter,
+        report=args.report,
     )
+
+
+def _cmd_report(args, reporter):
+    from models.report import build_report
+
+    say = reporter.progress("report")
+    uri, size = build_report(args.output_root, args.output)
+    say(f"wrote {uri} ({size:,} bytes)")
 
 
 _COMMANDS = {
@@ -476,6 +503,7 @@ _COMMANDS = {
     "churn": _cmd_on_lines("churn"),
     "clv": _cmd_on_lines("clv"),
     "run": _cmd_run,
+    "report": _cmd_report,
 }
 
 

@@ -31,6 +31,9 @@ The stages are those of the registry :data:`models.stages.REGISTRY`, run in its 
 ``_pipeline.json``    the run: parameters, status (running, completed, failed or
                       interrupted, with the stage and the error), and per stage its
                       output, rows and seconds; rewritten after every stage
+``report.html``       the report for people, one offline HTML file written at the end
+                      (also of a failed run) from the published summaries
+                      (:mod:`models.report`)
 ====================  ==================================================================
 
 Every stage publishes atomically (:class:`hdfs_io.Publication`): its directory, with
@@ -81,6 +84,8 @@ STAGES = published()
 PUBLISHED = STAGES[1:]
 DATA_FILE = "transactions.csv"
 RUN_RECORD = "_pipeline.json"
+#: The report's name under the output root (:mod:`models.report`).
+REPORT_FILE = "report.html"
 _DONE = ("completed", "skipped")
 
 
@@ -101,6 +106,7 @@ def run_pipeline(
     conf_paths=None,
     stage_options=None,
     reporter=None,
+    report=True,
 ):
     """Run every stage of :data:`models.stages.REGISTRY` and publish under ``output_root``.
 
@@ -125,6 +131,10 @@ def run_pipeline(
         ``segments`` (K-Means), ``sales``, ``forecasts``, ``churn``; their options and
         defaults are declared by the stages (:mod:`models.stages`).
     reporter : models.progress.Reporter, optional
+    report : bool
+        Write ``<output_root>/report.html`` (:func:`models.report.build_report`) at the
+        end, also when a stage failed (then it says which and why; an error of the report
+        itself is only reported, so that the stage's error is the one raised).
 
     Returns
     -------
@@ -147,6 +157,7 @@ def run_pipeline(
     data_path = join(paths["data"], DATA_FILE)
     if inputs:
         outputs = [paths[name] for name in PUBLISHED] + [join(root, RUN_RECORD)]
+        outputs += [join(root, REPORT_FILE)] if report else []
         check_disjoint(inputs, [fs.uri(path) for path in outputs])
     stage_options = {k: dict(v) for k, v in (stage_options or {}).items() if v}
     run = RunContext(
@@ -198,6 +209,8 @@ def run_pipeline(
             record.update(status=status, failed_stage=stage.name, error=_describe(e))
             record["timings"] = watch.as_dict()
             _write_record(fs, record_path, record)
+            if report and status == "failed":
+                _failed_run_report(fs.uri(root), say)
             raise
         record["stages"].extend(entries)
         _write_record(fs, record_path, record)
@@ -205,7 +218,25 @@ def run_pipeline(
     record["timings"] = watch.as_dict()
     _write_record(fs, record_path, record)
     say(f"done in {record['timings']['seconds']:.1f} s; results under {fs.uri(root)}")
+    if report:
+        _write_report(fs.uri(root), say)
     return record
+
+
+def _write_report(root_uri, say):
+    from models.report import build_report
+
+    watch = Stopwatch()
+    uri, size = build_report(root_uri)
+    say(f"report {uri} ({size:,} bytes, {watch.as_dict()['seconds']:.1f} s)")
+
+
+def _failed_run_report(root_uri, say):
+    """The report of a failed run; its own error is only said (the stage's is raised)."""
+    try:
+        _write_report(root_uri, say)
+    except Exception as e:  # noqa: BLE001 - the stage's error is the one that matters
+        say(f"no report: {_describe(e)}")
 
 
 def _run_parameters(run):

@@ -317,6 +317,30 @@ def test_pipeline_on_hadoop_accounts_for_every_line(pipelines, hadoop_cluster):
     assert churn["details"]["label_lines"] == inline_churn["details"]["label_lines"]
 
 
+def test_pipeline_on_hadoop_writes_its_report_to_hdfs_and_rebuilds_it(
+    pipelines, hadoop_cluster, tmp_path
+):
+    _, _, on_hadoop, _, env = pipelines
+    assert on_hadoop.returncode == 0, on_hadoop.stderr[-3000:]
+    report = hadoop_cluster.hadoop("fs", "-cat", f"{HDFS_ROOT}/report.html", text=False).stdout
+    text = report.decode("utf-8")
+    from models.report import SECTIONS
+
+    for anchor, *_ in SECTIONS:
+        assert f'<section id="{anchor}">' in text
+    assert "Not shown" not in text and "could not be drawn" not in text
+    assert "hdfs://" in text and '<th>runner</th><td class="n">hadoop</td>' in text
+    rebuilt = tmp_path / "report.html"
+    done = subprocess.run(
+        [env["CRM_MR"], "report", HDFS_ROOT, "-o", str(rebuilt)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert rebuilt.read_bytes() == report
+
+
 def test_pipeline_on_hadoop_refuses_to_overwrite_without_flag(pipelines, hadoop_cluster):
     _, _, on_hadoop, command, env = pipelines
     assert on_hadoop.returncode == 0, on_hadoop.stderr[-3000:]

@@ -223,6 +223,9 @@ def test_resume_after_a_failed_stage_keeps_the_completed_stages_and_ends_identic
     assert "simulated crash" in record["error"]
     assert [s["stage"] for s in record["stages"]][-1] == "sales"
     assert not (root / "forecasts").exists() and not (root / "churn").exists()
+    report = (root / "report.html").read_text()  # the failed run's report says why
+    assert "the run stopped at the forecasts stage (failed)" in report
+    assert "simulated crash of the forecasts stage" in report
     kept = ("rfm", "rfm_segments", "baskets", "recommendations", "segments", "sales")
     stamps = {stage: (root / stage / "_SUCCESS").stat().st_mtime_ns for stage in kept}
 
@@ -231,6 +234,7 @@ def test_resume_after_a_failed_stage_keeps_the_completed_stages_and_ends_identic
     assert main(args + ["--resume"]) == 0
     record = json.loads((root / "_pipeline.json").read_text())
     assert record["status"] == "completed"
+    assert "the run stopped" not in (root / "report.html").read_text()
     assert record["resumed_stages"] == ["data", *kept]
     assert [s["stage"] for s in record["stages"]] == ["data", *PUBLISHED]
     assert all(s.get("resumed") for s in record["stages"][:7])
@@ -405,11 +409,13 @@ def test_pipeline_overwrite_replaces_results_without_leftovers(tmp_path):
         "data",
         "forecasts",
         "recommendations",
+        "report.html",
         "rfm",
         "rfm_segments",
         "sales",
         "segments",
     ]
+    assert '<th>customers</th><td class="n">60</td>' in (root / "report.html").read_text()
 
 
 def test_import_cdnow_gives_the_same_rfm_as_reading_the_raw_log(tmp_path, cdnow_path):
