@@ -71,6 +71,11 @@ class _Outputs:
     def csv(self, stage, name, **kwargs):
         return pd.read_csv(io.BytesIO(self.fs.read(self.path(stage, name))), **kwargs)
 
+    def csv_head(self, stage, name, rows):
+        """The first ``rows`` rows of a CSV that may be long, read as a stream."""
+        with self.fs.open_read(self.path(stage, name)) as stream:
+            return pd.read_csv(stream, nrows=rows)
+
     def manifest(self, stage):
         return self.json(stage, "_manifest.json")
 
@@ -565,7 +570,8 @@ def _churn(out):
                 "churn probability distribution",
             )
         )
-    warning = out.csv("churn", "early_warning.csv")
+    warning = out.csv_head("churn", "early_warning.csv", _TOP_ROWS * 2)
+    listed = out.manifest("churn").get("details", {}).get("early_warning", len(warning))
     parts.append(
         _table(
             warning.head(_TOP_ROWS * 2)[
@@ -587,8 +593,7 @@ def _churn(out):
                 "orders": _int,
                 "total_value": _money,
             },
-            caption=f"Early-warning list: top {min(len(warning), _TOP_ROWS * 2)} "
-            f"of {len(warning):,} by value at risk",
+            caption=f"Early-warning list: top {len(warning)} of {listed:,} by value at risk",
         )
     )
     return "".join(parts)
@@ -611,10 +616,12 @@ def _clv(out):
         sample = out.csv("clv", "sample.csv")
         parts.append(_note(f"Charts: a uniform sample of {len(sample):,} customers of the fit."))
         parts.append(_image(_p_alive_heatmap(charts, sample), "P(alive) by frequency and recency"))
-        parts.append(_image(_histogram(charts, sample["clv"], "customer lifetime value"), "CLV"))
+        label = "customer lifetime value (log scale)"
+        parts.append(_image(_histogram(charts, sample["clv"], label, log=True), "CLV"))
     if out.has("clv", "holdout.csv"):
         holdout = out.csv("clv", "holdout.csv")
-        formats = {c: (lambda v: _num(v, 2)) for c in holdout.columns if c != "frequency"}
+        counts = ("customers", "actual_purchases")
+        formats = {c: (_int if c in counts else _num) for c in holdout.columns if c != "frequency"}
         parts.append(_table(holdout, formats, caption="Holdout: predicted vs actual purchases"))
     else:
         parts.append(_note("No holdout table: run with --as-of and --clv-holdout-end for one."))

@@ -12,8 +12,10 @@ from models.cli import main
 from models.report import SECTIONS, build_report
 from tests.conftest import REPO, require
 
-#: Small, fast and still every stage: three top items keep the forecasts to five series.
+#: Small, fast and still every stage: three top items keep the forecasts to five series;
+#: an as-of date before the end of the log gives the CLV its holdout table.
 RUN_ARGS = ["--customers", "300", "--seed", "11", "--sales-top-n", "3", "--no-mrjob-conf"]
+RUN_ARGS += ["--as-of", "2024-09-30", "--clv-holdout-end", "2024-12-30"]
 SCREENSHOT = REPO / "scripts" / "report_screenshot.sh"
 #: Files that hold a row per customer: the report must never need them.
 PER_CUSTOMER = ("part-*", "customers.csv", "scores.csv", "early_warning.jsonl")
@@ -34,6 +36,7 @@ def test_run_ends_with_a_report_of_every_section(run_root):
     text = (run_root / "report.html").read_text()
     assert _sections(text) == [anchor for anchor, *_ in SECTIONS]
     assert "Not shown" not in text and "could not be drawn" not in text
+    assert "Holdout: predicted vs actual purchases" in text
     # numbers for people: thousands separators, percentages, money with two decimals
     lines = json.loads((run_root / "rfm" / "_manifest.json").read_text())["lines"]["read"]
     assert f'<td class="n">{lines:,}</td>' in text
