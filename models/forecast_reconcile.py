@@ -19,9 +19,12 @@ published method. On the benchmark's 200 weekly series
 Nothing is rescaled (and the manifest says why) when the measure is not additive, when
 ``total`` or ``__other__`` is missing, when a series failed or has no forecast for one of
 ``total``'s periods, or when a sum is not positive. The driver needs one pass over the
-series records for the sums (a few numbers per period, whatever the number of series)
+series records for the sums (a few numbers per period, whatever the number of series;
+exact, so the same in any order of the series: every runner publishes the same bytes)
 and rescales each record as it is published.
 """
+
+import math
 
 import numpy as np
 
@@ -82,9 +85,28 @@ def plan(records, value):
 
 
 def _add(sums, values):
+    """Count and add ``values`` into ``sums`` (period -> ``[count, partials]``), exactly."""
     for period, v in values.items():
-        count, s = sums.get(period, (0, 0.0))
-        sums[period] = (count + 1, s + v)
+        entry = sums.setdefault(period, [0, []])
+        entry[0] += 1
+        _add_exact(entry[1], float(v))
+
+
+def _add_exact(partials, x):
+    """Add ``x`` to the non-overlapping partials whose sum is exact (Shewchuk; the recipe
+    behind ``math.fsum``): the sum does not depend on the order of the series, which
+    differs between the job's reducers and the process pool. A few floats per period."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
 
 
 def _held(record):
@@ -113,7 +135,8 @@ def _period_ratios(periods, sums, names, kind):
         return [], f"series have {kind} periods the total has not ({min(extra)})"
     rows = []
     for period, target in periods:
-        count, s = sums.get(period, (0, 0.0))
+        count, partials = sums.get(period, (0, []))
+        s = math.fsum(partials)  # correctly rounded: the same bits in any order
         if count != names:
             return [], f"{names - count} series have no {kind} for {period}"
         if not (s > 0 and target >= 0):

@@ -179,3 +179,21 @@ def test_a_bad_reconcile_choice_is_refused_before_anything_is_written(sales, tmp
     with pytest.raises(ValueError, match="reconcile must be one of top-down, none, not 'x'"):
         run_forecast_stage(sales, str(tmp_path / "out"), period="W", reconcile="x")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_ratios_are_the_same_bits_in_any_order_of_the_series():
+    """The job's reducers hand the series over in another order than the process pool:
+    the sums must not depend on it (the runners publish the same bytes)."""
+    rng = np.random.default_rng(3)
+    items = [
+        record(f"I{i}", list(rng.uniform(0.1, 1e4, 2)), held=list(rng.uniform(0.1, 1e4, 2)))
+        for i in range(40)
+    ]
+    items.append(record(reconcile.OTHER, [0.3, 1e-3], held=[7.1, 0.2]))
+    total = record("total", [1e5, 2e5], held=[9e4, 8e4])
+    plans = []
+    for seed in range(6):
+        order = list(items)
+        np.random.default_rng(seed).shuffle(order)
+        plans.append(json.dumps(reconcile.plan([total, *order], "revenue"), sort_keys=True))
+    assert len(set(plans)) == 1
