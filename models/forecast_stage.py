@@ -107,7 +107,7 @@ from models.job_runner import RUNNERS, run_job
 from models.manifest import Stopwatch, build_manifest
 from models.outputs import ROWS_PER_PART, csv_text, json_plain
 from models.progress import summarize_manifest
-from models.stages.forecasts import DEFAULT_PROCESSES
+from models.stages.forecasts import DEFAULT_PROCESSES, RECONCILE
 from mr_jobs.forecast_series import MRForecastSeries
 
 __all__ = [
@@ -443,10 +443,6 @@ def run_forecast_stage(
     _say_outcome(say, manifest)
     summarize_manifest(reporter, "forecasts", manifest)
     return result, manifest
-
-
-#: The choices of ``reconcile``.
-RECONCILE = ("top-down", "none")
 
 
 def _reconciled(records, value, reconcile, say):

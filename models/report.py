@@ -12,15 +12,14 @@ One section per stage; a stage that was skipped, failed or is not published says
 instead. The charts (:mod:`models.report_charts`) are SVG images embedded as ``data:``
 URIs: the file makes no network request and needs no JavaScript. The same outputs give
 the same file, byte for byte (no timestamp but the run's own). Credentials never appear:
-parameters are passed through :func:`hdfs_io.errors.redact_secrets` and keys naming a
-password, token or secret are dropped.
+parameters are passed through :func:`models.manifest.redact` (keys naming a password,
+token or secret) and :func:`hdfs_io.errors.redact_secrets` (passwords in URIs).
 """
 
 import base64
 import html
 import io
 import json
-import re
 
 import pandas as pd
 
@@ -33,11 +32,11 @@ from hdfs_io import (
 )
 from hdfs_io.errors import redact_secrets
 from hdfs_io.paths import join
+from models.manifest import redact
 from models.pipeline import PUBLISHED, REPORT_FILE, RUN_RECORD
 
 __all__ = ["REPORT_FILE", "build_report", "render_report"]
 
-_SECRET_KEY_RE = re.compile(r"pass(word|wd)?|token|secret|credential|api[_-]?key", re.I)
 _TOP_ROWS = 10
 
 
@@ -463,7 +462,9 @@ def _forecasts(out):
     from models import report_charts as charts
 
     forecasts = out.csv("forecasts", "forecasts.csv")
-    value = out.manifest("forecasts").get("parameters", {}).get("value", "revenue")
+    parameters = out.manifest("forecasts").get("parameters", {})
+    value = parameters.get("value", "revenue")
+    level = 1 - float(parameters.get("alpha", 0.05))
     names = list(dict.fromkeys(forecasts["series"].tolist()))[:4]
     history = None
     if out.published("sales") and out.has("sales", "series.csv"):
@@ -487,6 +488,7 @@ def _forecasts(out):
                     (f["period"].tolist(), f["forecast"], f["lower"], f["upper"]),
                     title=f"{name}: {f['model'].iloc[0] if len(f) else ''}",
                     ylabel=str(value),
+                    level=level,
                 ),
                 f"forecast of {name}",
             )
@@ -704,17 +706,9 @@ def _the_run(out):
 
 
 def _safe(value):
-    """``value`` without credentials: secret-named keys dropped, URIs redacted."""
-    value = redact_secrets(value)
-
-    def drop(v):
-        if isinstance(v, dict):
-            return {k: drop(x) for k, x in v.items() if not _SECRET_KEY_RE.search(str(k))}
-        if isinstance(v, list):
-            return [drop(x) for x in v]
-        return v
-
-    return drop(value)
+    """``value`` without credentials: secret-named keys redacted
+    (:func:`models.manifest.redact`), passwords in URIs masked."""
+    return redact_secrets(redact(value) if isinstance(value, dict) else value)
 
 
 #: ``(anchor, title, stages it needs, section function)``, in the report's order.

@@ -163,15 +163,17 @@ def curve_chart(curves, *, xlabel, ylabel, title, diagonal=True):
     return _svg(fig)
 
 
-def forecast_chart(history, forecast, *, title, ylabel):
-    """History ``(periods, values)`` and forecast ``(periods, mean, lower, upper)``."""
+def forecast_chart(history, forecast, *, title, ylabel, level=0.95):
+    """History ``(periods, values)`` and forecast ``(periods, mean, lower, upper)``, the
+    bounds a ``level`` prediction interval."""
     fig, ax = _figure()
     periods, values = history
     ax.plot(np.asarray(periods, dtype="datetime64[D]"), values, color=_COLOURS[0], label="history")
     if forecast[0]:
         when, mean, lower, upper = forecast
         when = np.asarray(when, dtype="datetime64[D]")
-        ax.fill_between(when, lower, upper, color=_COLOURS[1], alpha=0.25, label="95% interval")
+        band = f"{level:.0%} interval"
+        ax.fill_between(when, lower, upper, color=_COLOURS[1], alpha=0.25, label=band)
         ax.plot(when, mean, color=_COLOURS[1], label="forecast")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

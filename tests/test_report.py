@@ -120,7 +120,7 @@ def test_report_keeps_credentials_out(run_root, tmp_path):
     (copy / "_pipeline.json").write_text(json.dumps(record))
     build_report(str(copy))
     text = (copy / "report.html").read_text()
-    assert "hunter2" not in text and "webhdfs_password" not in text
+    assert "hunter2" not in text and "webhdfs_password&quot;: &quot;&lt;redacted&gt;" in text
     assert "pa55word" not in text and "namenode:9870/crm" in text
 
 

@@ -10,10 +10,12 @@ import os
 
 from models.stages.base import Option, Stage, stage_entry
 
-__all__ = ["ForecastsStage", "DEFAULT_PROCESSES", "data_span"]
+__all__ = ["ForecastsStage", "DEFAULT_PROCESSES", "RECONCILE", "data_span"]
 
 #: Worker processes fitting the series by default (the stage and both commands).
 DEFAULT_PROCESSES = min(2, os.cpu_count() or 1)
+#: The choices of ``reconcile`` (:mod:`models.forecast_reconcile`), the default first.
+RECONCILE = ("top-down", "none")
 
 
 def _options():
@@ -55,8 +57,8 @@ def _options():
             "reconcile",
             "--reconcile",
             run_flag="--forecast-reconcile",
-            choices=("top-down", "none"),
-            default="top-down",
+            choices=RECONCILE,
+            default=RECONCILE[0],
             help="top-down: the items and __other__ rescaled to add up to the total's "
             "forecast (revenue, quantity); none: each series as forecast (default: "
             "%(default)s)",
